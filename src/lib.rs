@@ -1,0 +1,24 @@
+//! Mayfly: an ACME-first certificate authority for short-lived certificates.
+//!
+//! # Layout
+//! Data flows one way: `api` → `authority` → {`validation`, `issuer`} and `storage`.
+//!
+//! - [`acme`]: RFC 8555 vocabulary as pure types (problems, identifiers, statuses, resources).
+//! - [`jose`]: flattened JWS verification, JWKs, thumbprints, key authorizations.
+//! - [`api`]: axum routes and extractors; turns HTTP into verified calls and errors into
+//!   problem documents. No business rules.
+//! - [`authority`]: the use cases and state transitions; the only writer to storage.
+//! - [`validation`]: stateless challenge checks and the DNS resolver; no storage.
+//! - [`issuer`]: the CA hierarchy, keys at rest, CSR parsing and signing; no storage.
+//! - [`storage`]: the `Store` trait with SQLite and PostgreSQL backends.
+//! - [`config`], [`cli`], [`app`], [`server`], [`clock`]: configuration, the command line, the
+//!   composition root, the listeners, and injected time.
+
+pub mod acme;
+pub mod api;
+pub mod authority;
+pub mod clock;
+pub mod issuer;
+pub mod jose;
+pub mod storage;
+pub mod validation;

@@ -1,0 +1,157 @@
+//! Persistence: one `Store` trait, a SQLite and a PostgreSQL implementation, one contract test
+//! suite (`tests/storage_contract.rs`) run against both.
+//!
+//! Only the authority writes. Every state change that two replicas could race on is a
+//! conditional update that reports whether it took effect (ARCHITECTURE decision 2).
+//! Times are stored as whole Unix seconds.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::acme::{AccountStatus, ChallengeStatus, Identifier, Problem};
+
+pub mod postgres;
+pub mod sqlite;
+
+/// Database errors, normalised across backends.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A unique key was violated; the text names the key.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Account {
+    /// Random URL-safe id; the account URL is `<base>/acme/account/<id>`.
+    pub id: String,
+    /// RFC 7638 thumbprint of the account key; unique.
+    pub key_thumbprint: String,
+    /// The account key as a JWK (JSON object).
+    pub jwk: serde_json::Value,
+    pub contact: Vec<String>,
+    pub status: AccountStatus,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Order {
+    pub id: String,
+    pub account_id: String,
+    /// In the order the client sent them, normalised and de-duplicated.
+    pub identifiers: Vec<Identifier>,
+    /// The authorizations of this order, in the order of `identifiers`.
+    pub authorization_ids: Vec<String>,
+    pub not_before: Option<OffsetDateTime>,
+    pub not_after: Option<OffsetDateTime>,
+    pub expires: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+    /// Set when finalization began; the order is `processing` until a certificate or an error.
+    pub processing_since: Option<OffsetDateTime>,
+    pub certificate_id: Option<String>,
+    /// Set when the order failed for a reason other than its authorizations (e.g. issuance).
+    pub error: Option<Problem>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Authorization {
+    pub id: String,
+    pub account_id: String,
+    pub identifier: Identifier,
+    pub expires: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+    /// Set when the client (or an administrator) deactivated it.
+    pub deactivated: bool,
+    pub challenges: Vec<Challenge>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Challenge {
+    pub id: String,
+    pub authorization_id: String,
+    /// The challenge type as on the wire, e.g. `http-01`.
+    pub kind: String,
+    /// base64url, 128 bits of entropy or more (RFC 8555 §8.3).
+    pub token: String,
+    pub status: ChallengeStatus,
+    pub validated_at: Option<OffsetDateTime>,
+    pub error: Option<Problem>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Certificate {
+    pub id: String,
+    pub order_id: String,
+    pub account_id: String,
+    /// Lower-case hex, no separators; unique.
+    pub serial: String,
+    /// Leaf then intermediate, PEM.
+    pub chain_pem: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+}
+
+/// The storage contract. Every method is one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Returns the stored value of `key`, first storing `value` if there is none. Replicas use
+    /// this to agree on shared secrets (the nonce key) without a separate set-up step.
+    async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String>;
+
+    /// Records that `nonce` was used. `Ok(true)` the first time, `Ok(false)` on every later
+    /// call, from any replica. `expires_at` lets `prune_nonces` forget it.
+    async fn redeem_nonce(&self, nonce: &str, expires_at: OffsetDateTime) -> StoreResult<bool>;
+    /// Deletes redeemed nonces that expired before `now`; returns how many.
+    async fn prune_nonces(&self, now: OffsetDateTime) -> StoreResult<u64>;
+
+    /// `Conflict` if an account with the same key thumbprint exists.
+    async fn insert_account(&self, account: &Account) -> StoreResult<()>;
+    async fn account(&self, id: &str) -> StoreResult<Account>;
+    async fn account_by_thumbprint(&self, thumbprint: &str) -> StoreResult<Account>;
+
+    /// Inserts the new authorizations (with their challenges) and the order, which may also
+    /// refer to existing authorizations by id, in one transaction.
+    async fn insert_order(&self, order: &Order, new_authorizations: &[Authorization])
+    -> StoreResult<()>;
+    async fn order(&self, id: &str) -> StoreResult<Order>;
+    /// The authorization with its challenges, in insertion order.
+    async fn authorization(&self, id: &str) -> StoreResult<Authorization>;
+    /// Several authorizations with their challenges, in the order of `ids`; `NotFound` if any
+    /// is missing.
+    async fn authorizations(&self, ids: &[String]) -> StoreResult<Vec<Authorization>>;
+    async fn challenge(&self, id: &str) -> StoreResult<Challenge>;
+
+    /// Moves a challenge from `from` to `to`, recording `validated_at` and `error`, only if its
+    /// status is still `from`. `Ok(false)` if another request got there first.
+    async fn transition_challenge(
+        &self,
+        id: &str,
+        from: ChallengeStatus,
+        to: ChallengeStatus,
+        validated_at: Option<OffsetDateTime>,
+        error: Option<&Problem>,
+    ) -> StoreResult<bool>;
+
+    /// Marks the order as being finalized, only if it has no `processing_since`, no
+    /// certificate and no error. `Ok(false)` if it had.
+    async fn begin_finalize(&self, order_id: &str, at: OffsetDateTime) -> StoreResult<bool>;
+    /// Inserts the certificate and links it to its order, in one transaction.
+    async fn complete_order(&self, certificate: &Certificate) -> StoreResult<()>;
+    /// Records why the order failed.
+    async fn fail_order(&self, order_id: &str, error: &Problem) -> StoreResult<()>;
+    async fn certificate(&self, id: &str) -> StoreResult<Certificate>;
+}
+
+/// Opens the database named by `url` (`sqlite://…` or `postgres://…`), applying migrations.
+pub async fn connect(_url: &str, _max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    todo!("storage helper")
+}
