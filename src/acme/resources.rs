@@ -1,0 +1,118 @@
+//! The JSON shapes of ACME resources (RFC 8555 §7.1) as clients see them, and the payloads
+//! clients send. Requests reject unknown fields only where the RFC allows no extensions.
+
+use serde::{Deserialize, Serialize};
+
+use super::identifier::IdentifierJson;
+use super::{AccountStatus, AuthorizationStatus, ChallengeStatus, OrderStatus, Problem};
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Directory {
+    pub new_nonce: String,
+    pub new_account: String,
+    pub new_order: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoke_cert: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_change: Option<String>,
+    pub meta: DirectoryMeta,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryMeta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terms_of_service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+    pub caa_identities: Vec<String>,
+    pub external_account_required: bool,
+}
+
+/// The `newAccount` payload (RFC 8555 §7.3).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewAccountRequest {
+    #[serde(default)]
+    pub contact: Option<Vec<String>>,
+    #[serde(default)]
+    pub terms_of_service_agreed: Option<bool>,
+    #[serde(default)]
+    pub only_return_existing: Option<bool>,
+    #[serde(default)]
+    pub external_account_binding: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountResource {
+    pub status: AccountStatus,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contact: Vec<String>,
+    pub orders: String,
+    /// The account key, echoed for clients that display it.
+    pub key: serde_json::Value,
+    pub created_at: String,
+}
+
+/// The `newOrder` payload (RFC 8555 §7.4).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewOrderRequest {
+    pub identifiers: Vec<IdentifierJson>,
+    #[serde(default)]
+    pub not_before: Option<String>,
+    #[serde(default)]
+    pub not_after: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderResource {
+    pub status: OrderStatus,
+    pub expires: String,
+    pub identifiers: Vec<IdentifierJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Problem>,
+    pub authorizations: Vec<String>,
+    pub finalize: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizationResource {
+    pub identifier: IdentifierJson,
+    pub status: AuthorizationStatus,
+    pub expires: String,
+    pub challenges: Vec<ChallengeResource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wildcard: Option<bool>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChallengeResource {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub url: String,
+    pub status: ChallengeStatus,
+    pub token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validated: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Problem>,
+}
+
+/// The `finalize` payload (RFC 8555 §7.4).
+#[derive(Clone, Debug, Deserialize)]
+pub struct FinalizeRequest {
+    /// base64url DER of the CSR.
+    pub csr: String,
+}
