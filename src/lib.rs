@@ -16,9 +16,13 @@
 
 pub mod acme;
 pub mod api;
+pub mod app;
 pub mod authority;
+pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod issuer;
 pub mod jose;
+pub mod server;
 pub mod storage;
 pub mod validation;

@@ -1,1 +1,86 @@
-fn main(){}
+//! The `mayfly` binary: logging, the command line and exit codes. Everything else is in the
+//! library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mayfly::cli::{Cli, Command, PASSPHRASE_ENV, passphrase};
+use mayfly::config::{Config, ConfigError};
+use tracing_subscriber::EnvFilter;
+
+/// Exit codes: 0 success, 1 a runtime failure, 2 bad configuration or usage.
+const EXIT_RUNTIME: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("MAYFLY_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    // One crypto provider, installed explicitly (CRATES.md): aws-lc-rs.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = if e.downcast_ref::<ConfigError>().is_some() {
+                EXIT_CONFIG
+            } else {
+                EXIT_RUNTIME
+            };
+            eprintln!("error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.config()?;
+            warn_if_unencrypted();
+            let (app, tls) = mayfly::app::open(config, passphrase().as_deref()).await?;
+            mayfly::server::serve(app, tls).await
+        }
+        Command::Init(args) => {
+            let config = args.config()?;
+            warn_if_unencrypted();
+            let pass = passphrase();
+            let outcome = mayfly::app::ensure_ca(&config, pass.as_deref())?;
+            let issuer = mayfly::issuer::Issuer::load(&config.server.data_dir, pass.as_deref())?;
+            issuer.ensure_server_certificate(
+                &config.server.data_dir,
+                &config.server.hostnames,
+                time::OffsetDateTime::now_utc(),
+            )?;
+            let root = config.server.data_dir.join("root-ca.pem");
+            match outcome {
+                mayfly::issuer::InitOutcome::Created => println!("Created a CA in {}", config.server.data_dir.display()),
+                mayfly::issuer::InitOutcome::Existing => println!("A CA already exists in {}; nothing changed", config.server.data_dir.display()),
+            }
+            println!("  trust root: {}", root.display());
+            Ok(())
+        }
+        Command::CheckConfig { file } => {
+            let config = Config::load(Some(&file), figment::Figment::new())?;
+            println!("{} is valid", file.display());
+            println!("  directory would be {}/directory", config.base_url());
+            Ok(())
+        }
+    }
+}
+
+fn warn_if_unencrypted() {
+    if passphrase().is_none() {
+        eprintln!(
+            "warning: {PASSPHRASE_ENV} is not set; CA keys created now are stored unencrypted (mode 0600)"
+        );
+    }
+}

@@ -50,7 +50,10 @@ pub struct AccountResource {
     pub status: AccountStatus,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub contact: Vec<String>,
-    pub orders: String,
+    /// RFC 8555 lists it; Mayfly does not serve order lists yet, so it is left out (as Boulder
+    /// does) rather than pointing at a URL that does not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders: Option<String>,
     /// The account key, echoed for clients that display it.
     pub key: serde_json::Value,
     pub created_at: String,

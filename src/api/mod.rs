@@ -1,1 +1,121 @@
-//! api
+//! The HTTP face of the ACME server (axum). It turns requests into verified, typed calls on
+//! the authority and errors into problem documents; it holds no business rules.
+
+pub mod account;
+pub mod authz;
+pub mod certificate;
+pub mod challenge;
+pub mod directory;
+pub mod error;
+pub mod extract;
+pub mod links;
+pub mod nonce;
+pub mod order;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+
+use crate::acme::Problem;
+use crate::app::AppState;
+use error::ApiError;
+
+/// The one route table.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/directory", get(directory::directory).fallback(method_not_allowed))
+        .route(
+            "/acme/new-nonce",
+            get(directory::new_nonce_get)
+                .head(directory::new_nonce_head)
+                .fallback(method_not_allowed),
+        )
+        .route("/acme/new-account", post_only(account::new_account))
+        .route("/acme/account/{id}", post_only(account::account))
+        .route("/acme/new-order", post_only(order::new_order))
+        .route("/acme/order/{id}", post_only(order::order))
+        .route("/acme/order/{id}/finalize", post_only(order::finalize))
+        .route("/acme/authz/{id}", post_only(authz::authorization))
+        .route("/acme/chall/{id}", post_only(challenge::challenge))
+        .route("/acme/cert/{id}", post_only(certificate::certificate))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), acme_headers))
+        .with_state(state)
+}
+
+fn post_only<H, T>(handler: H) -> MethodRouter<AppState>
+where
+    H: axum::handler::Handler<T, AppState>,
+    T: 'static,
+{
+    post(handler).fallback(method_not_allowed)
+}
+
+/// RFC 8555 §6.5: a fresh nonce on every response to a POST, errors included;
+/// §7.1: a `Link` to the directory on every resource.
+async fn acme_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let is_post = req.method() == Method::POST;
+    let mut response = next.run(req).await;
+    let app = &state.0;
+    let headers = response.headers_mut();
+    if is_post {
+        if let Ok(nonce) = HeaderValue::from_str(&app.nonces.issue(app.authority.now())) {
+            headers.insert("replay-nonce", nonce);
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if let Ok(link) = HeaderValue::from_str(&format!("<{}>;rel=\"index\"", app.links.directory())) {
+        headers.append(header::LINK, link);
+    }
+    response
+}
+
+async fn method_not_allowed(method: Method) -> Response {
+    let mut response = ApiError(
+        Problem::malformed(format!("method {method} is not allowed here")).with_status(405),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError(Problem::not_found("no such resource"))
+}
+
+/// A JSON response with an optional `Location`.
+pub(crate) fn json_response<T: serde::Serialize>(
+    status: StatusCode,
+    location: Option<String>,
+    body: &T,
+) -> Response {
+    let bytes = match serde_json::to_vec(body) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return ApiError::from(crate::authority::Error::Store(
+                crate::storage::StoreError::Other(Box::new(e)),
+            ))
+            .into_response();
+        }
+    };
+    let mut response = (status, bytes).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        headers.insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// Seconds a client should wait before polling a resource that is `processing` again.
+pub(crate) const RETRY_AFTER_SECONDS: u64 = 1;
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}

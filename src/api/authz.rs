@@ -1,0 +1,50 @@
+//! The authorization resource (RFC 8555 §7.5).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use crate::acme::Problem;
+use crate::acme::identifier::IdentifierJson;
+use crate::acme::resources::AuthorizationResource;
+use crate::app::AppState;
+use crate::authority::order::AuthorizationView;
+
+use super::error::ApiError;
+use super::extract::{AccountPost, Payload};
+use super::links::Links;
+
+pub async fn authorization(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: AccountPost<Payload>,
+) -> Result<Response, ApiError> {
+    let app = &state.0;
+    if let Payload::Json(_) = request.payload {
+        return Err(Problem::malformed(
+            "authorization deactivation is not supported by this server yet; use POST-as-GET",
+        )
+        .into());
+    }
+    let view = app.authority.authorization(&request.account, &id).await?;
+    Ok(super::json_response(
+        StatusCode::OK,
+        Some(app.links.authorization(&id)),
+        &resource(&app.links, &view),
+    ))
+}
+
+pub fn resource(links: &Links, view: &AuthorizationView) -> AuthorizationResource {
+    let authz = &view.authorization;
+    AuthorizationResource {
+        identifier: IdentifierJson::from(&authz.identifier),
+        status: view.status,
+        expires: super::rfc3339(authz.expires),
+        challenges: authz
+            .challenges
+            .iter()
+            .map(|c| super::challenge::resource(links, c))
+            .collect(),
+        wildcard: authz.identifier.is_wildcard().then_some(true),
+    }
+}

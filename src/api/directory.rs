@@ -1,0 +1,47 @@
+//! The directory and newNonce (RFC 8555 §7.1.1, §7.2).
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::acme::resources::{Directory, DirectoryMeta};
+use crate::app::AppState;
+
+pub async fn directory(State(state): State<AppState>) -> Response {
+    let app = &state.0;
+    let config = &app.config;
+    let body = Directory {
+        new_nonce: app.links.new_nonce(),
+        new_account: app.links.new_account(),
+        new_order: app.links.new_order(),
+        revoke_cert: None,
+        key_change: None,
+        meta: DirectoryMeta {
+            terms_of_service: config.acme.terms_of_service.clone(),
+            website: config.acme.website.clone(),
+            caa_identities: config.acme.caa_identities.clone(),
+            external_account_required: false,
+        },
+    };
+    super::json_response(StatusCode::OK, None, &body)
+}
+
+/// RFC 8555 §7.2: HEAD answers 200, GET 204, both with a nonce and `no-store`.
+pub async fn new_nonce_head(state: State<AppState>) -> Response {
+    nonce_response(state, StatusCode::OK)
+}
+
+pub async fn new_nonce_get(state: State<AppState>) -> Response {
+    nonce_response(state, StatusCode::NO_CONTENT)
+}
+
+fn nonce_response(State(state): State<AppState>, status: StatusCode) -> Response {
+    let app = &state.0;
+    let mut response = status.into_response();
+    let headers = response.headers_mut();
+    if let Ok(nonce) = HeaderValue::from_str(&app.nonces.issue(app.authority.now())) {
+        headers.insert("replay-nonce", nonce);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,87 @@
+//! Replay nonces (RFC 8555 §6.5). Issuing one writes nothing: a nonce is an expiry time and
+//! random bytes, authenticated with an HMAC key that every replica shares through the
+//! database. Redeeming one records it, so it is accepted once by any replica.
+
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::{Duration, OffsetDateTime};
+
+use crate::authority::random_bytes;
+
+/// 8 bytes of expiry, 16 random bytes, 32 bytes of HMAC-SHA256.
+const BODY_LEN: usize = 8 + 16;
+const TAG_LEN: usize = 32;
+
+pub struct NonceService {
+    key: hmac::Key,
+    lifetime: Duration,
+}
+
+impl NonceService {
+    pub fn new(secret: &[u8], lifetime: Duration) -> Self {
+        NonceService {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            lifetime,
+        }
+    }
+
+    pub fn issue(&self, now: OffsetDateTime) -> String {
+        let expires = (now + self.lifetime).unix_timestamp();
+        let mut bytes = Vec::with_capacity(BODY_LEN + TAG_LEN);
+        bytes.extend_from_slice(&expires.to_be_bytes());
+        bytes.extend_from_slice(&random_bytes::<16>());
+        let tag = hmac::sign(&self.key, &bytes);
+        bytes.extend_from_slice(tag.as_ref());
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Checks that `nonce` is one of ours and has not expired; returns its expiry, which the
+    /// caller records when it redeems it.
+    pub fn check(&self, nonce: &str, now: OffsetDateTime) -> Result<OffsetDateTime, &'static str> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(nonce.as_bytes())
+            .map_err(|_| "the nonce is not base64url")?;
+        if bytes.len() != BODY_LEN + TAG_LEN {
+            return Err("the nonce was not issued by this server");
+        }
+        let (body, tag) = bytes.split_at(BODY_LEN);
+        hmac::verify(&self.key, body, tag).map_err(|_| "the nonce was not issued by this server")?;
+        let mut expiry = [0u8; 8];
+        expiry.copy_from_slice(&body[..8]);
+        let expires = OffsetDateTime::from_unix_timestamp(i64::from_be_bytes(expiry))
+            .map_err(|_| "the nonce was not issued by this server")?;
+        if now >= expires {
+            return Err("the nonce has expired");
+        }
+        Ok(expires)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_nonces_check_until_they_expire() {
+        let service = NonceService::new(b"secret", Duration::hours(1));
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let nonce = service.issue(now);
+        assert_eq!(service.check(&nonce, now), Ok(now + Duration::hours(1)));
+        assert_eq!(service.check(&nonce, now + Duration::hours(1)), Err("the nonce has expired"));
+        assert_ne!(service.issue(now), nonce);
+    }
+
+    #[test]
+    fn foreign_and_garbled_nonces_are_refused() {
+        let ours = NonceService::new(b"secret", Duration::hours(1));
+        let theirs = NonceService::new(b"other", Duration::hours(1));
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        assert!(ours.check(&theirs.issue(now), now).is_err());
+        assert!(ours.check("not base64!", now).is_err());
+        assert!(ours.check("AAAA", now).is_err());
+        let mut tampered = ours.issue(now).into_bytes();
+        tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
+        assert!(ours.check(std::str::from_utf8(&tampered).unwrap(), now).is_err());
+    }
+}

@@ -1,0 +1,119 @@
+//! The composition root: builds every component once and hands them to the router as
+//! `AppState(Arc<App>)` (STYLE 3).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::api::links::Links;
+use crate::api::nonce::NonceService;
+use crate::authority::{Authority, Settings};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::issuer::{CaOptions, InitOutcome, Issuer, init_ca};
+use crate::storage::Store;
+use crate::validation::{HickoryResolver, Resolver, ValidationSettings, Validator};
+
+/// Everything a request handler may use.
+pub struct App {
+    /// The configuration the server started with.
+    pub config: Config,
+    /// The use cases; the only writer to storage.
+    pub authority: Authority,
+    /// Issues and checks replay nonces.
+    pub nonces: NonceService,
+    /// Builds every URL handed to clients.
+    pub links: Links,
+}
+
+/// The router's state: one shared `App`.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+/// The injected parts (ARCHITECTURE decision 4): production opens real ones, tests pass
+/// fakes.
+pub struct Parts {
+    pub store: Arc<dyn Store>,
+    pub issuer: Arc<Issuer>,
+    pub clock: Arc<dyn Clock>,
+    pub resolver: Arc<dyn Resolver>,
+}
+
+impl App {
+    pub async fn assemble(config: Config, parts: Parts) -> anyhow::Result<App> {
+        let validator = Validator::new(
+            ValidationSettings {
+                http01_port: config.validation.http01_port,
+                timeout: config.validation.timeout.as_std(),
+                max_concurrent: config.validation.max_concurrent,
+            },
+            parts.resolver,
+        )
+        .context("building the validation HTTP client")?;
+        let authority = Authority::new(
+            parts.store,
+            parts.issuer,
+            validator,
+            parts.clock,
+            Settings::from_config(&config),
+        );
+        let secret = authority
+            .shared_secret("nonce_hmac_key")
+            .await
+            .context("reading the nonce key from the database")?;
+        Ok(App {
+            nonces: NonceService::new(&secret, config.acme.nonce_lifetime.0),
+            links: Links::new(config.base_url()),
+            authority,
+            config,
+        })
+    }
+}
+
+/// Creates the CA in the data directory unless it is there already.
+pub fn ensure_ca(config: &Config, passphrase: Option<&str>) -> anyhow::Result<InitOutcome> {
+    let options = CaOptions {
+        key_type: config.ca.key_type,
+        root_common_name: config.ca.root_common_name.clone(),
+        intermediate_common_name: config.ca.intermediate_common_name.clone(),
+        root_validity: config.ca.root_validity.0,
+        intermediate_validity: config.ca.intermediate_validity.0,
+    };
+    std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+        format!("creating the data directory {}", config.server.data_dir.display())
+    })?;
+    Ok(init_ca(&config.server.data_dir, &options, passphrase)?)
+}
+
+/// What `serve` needs besides the app: the server's own certificate.
+pub struct ServerTls {
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+/// Opens the production parts: the CA (created on first start), the server certificate,
+/// the database and the system's or the configured DNS resolver.
+pub async fn open(config: Config, passphrase: Option<&str>) -> anyhow::Result<(App, ServerTls)> {
+    let data_dir: &Path = &config.server.data_dir;
+    if ensure_ca(&config, passphrase)? == InitOutcome::Created {
+        tracing::info!(data_dir = %data_dir.display(), "created a new CA");
+    }
+    let issuer = Issuer::load(data_dir, passphrase)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (chain_pem, key_pem) =
+        issuer.ensure_server_certificate(data_dir, &config.server.hostnames, clock.now())?;
+    let store = crate::storage::connect(&config.database_url(), config.database.max_connections)
+        .await
+        .context("opening the database")?;
+    let resolver = HickoryResolver::new(config.validation.dns_resolver)
+        .map_err(|e| anyhow::anyhow!("validation.dns_resolver: {e}"))?;
+    let parts = Parts {
+        store,
+        issuer: Arc::new(issuer),
+        clock,
+        resolver: Arc::new(resolver),
+    };
+    let app = App::assemble(config, parts).await?;
+    Ok((app, ServerTls { chain_pem, key_pem }))
+}

@@ -1,0 +1,105 @@
+//! Responding to challenges (RFC 8555 §7.5.1). Validation runs in the background, bounded by
+//! the validator; its outcome is recorded with a conditional update.
+
+use crate::acme::{AuthorizationStatus, ChallengeStatus, Problem};
+use crate::jose::{Jwk, key_authorization};
+use crate::storage::{Account, Challenge};
+use crate::validation::ChallengeType;
+
+use super::state::authorization_status;
+use super::{Authority, Result, found};
+
+impl Authority {
+    /// The challenge and the id of its authorization, if it belongs to `account`.
+    pub async fn challenge(&self, account: &Account, challenge_id: &str) -> Result<Challenge> {
+        let challenge = found(self.store.challenge(challenge_id).await, "challenge")?;
+        let authz = found(
+            self.store.authorization(&challenge.authorization_id).await,
+            "authorization",
+        )?;
+        if authz.account_id != account.id {
+            return Err(Problem::unauthorized("this challenge belongs to another account").into());
+        }
+        Ok(challenge)
+    }
+
+    /// The client says the challenge is ready. A pending challenge moves to `processing`
+    /// and is validated in the background; any other state is returned as it is, so a
+    /// repeated POST is harmless.
+    pub async fn respond_to_challenge(&self, account: &Account, challenge_id: &str) -> Result<Challenge> {
+        let challenge = self.challenge(account, challenge_id).await?;
+        if challenge.status != ChallengeStatus::Pending {
+            return Ok(challenge);
+        }
+        let authz = found(
+            self.store.authorization(&challenge.authorization_id).await,
+            "authorization",
+        )?;
+        let status = authorization_status(&authz, self.now());
+        if status != AuthorizationStatus::Pending {
+            return Err(Problem::malformed(format!(
+                "the authorization is {status}; its challenges can no longer be answered"
+            ))
+            .into());
+        }
+        let moved = self
+            .store
+            .transition_challenge(
+                &challenge.id,
+                ChallengeStatus::Pending,
+                ChallengeStatus::Processing,
+                None,
+                None,
+            )
+            .await?;
+        if moved {
+            let key: Jwk = serde_json::from_value(account.jwk.clone())
+                .map_err(|e| crate::storage::StoreError::Other(Box::new(e)))?;
+            let key_authorization = key_authorization(&challenge.token, &key);
+            let authority = self.clone();
+            let identifier = authz.identifier.clone();
+            let background = challenge.clone();
+            tokio::spawn(async move {
+                authority
+                    .validate_and_record(background, identifier, key_authorization)
+                    .await;
+            });
+        }
+        found(self.store.challenge(&challenge.id).await, "challenge")
+    }
+
+    async fn validate_and_record(
+        &self,
+        challenge: Challenge,
+        identifier: crate::acme::Identifier,
+        key_authorization: String,
+    ) {
+        let kind = ChallengeType::parse(&challenge.kind);
+        let outcome = self
+            .validator
+            .validate(&kind, &identifier, &challenge.token, &key_authorization)
+            .await;
+        let now = self.now();
+        let (to, error) = match &outcome {
+            Ok(()) => (ChallengeStatus::Valid, None),
+            Err(problem) => (ChallengeStatus::Invalid, Some(problem)),
+        };
+        tracing::info!(
+            challenge = %challenge.id,
+            %identifier,
+            outcome = %to,
+            error = error.map(|p| p.to_string()).unwrap_or_default(),
+            "validation finished"
+        );
+        let validated_at = outcome.is_ok().then_some(now);
+        if let Err(e) = self
+            .store
+            .transition_challenge(&challenge.id, ChallengeStatus::Processing, to, validated_at, error)
+            .await
+        {
+            // The challenge stays `processing`; its authorization expires in time, so a
+            // client polling it is not left waiting for ever.
+            tracing::error!(challenge = %challenge.id, error = %e, "recording a validation failed");
+        }
+    }
+}

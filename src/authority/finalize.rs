@@ -1,0 +1,125 @@
+//! Finalization and certificate download (RFC 8555 §7.4, §7.4.2).
+
+use std::collections::BTreeSet;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::acme::{Identifier, OrderStatus, Problem, ProblemType};
+use crate::issuer::IssuanceRequest;
+use crate::issuer::csr::{CsrError, ParsedCsr};
+use crate::jose::{JoseError, Jwk};
+use crate::storage::{Account, Certificate, StoreError};
+
+use super::order::OrderView;
+use super::{Authority, Result, found, random_id};
+
+impl Authority {
+    pub async fn finalize(&self, account: &Account, order_id: &str, csr_b64: &str) -> Result<OrderView> {
+        let view = self.order(account, order_id).await?;
+        if view.status != OrderStatus::Ready {
+            return Err(Problem::new(
+                ProblemType::OrderNotReady,
+                format!("the order is {}, not ready", view.status),
+            )
+            .into());
+        }
+        let csr = self.check_csr(&view, csr_b64).await?;
+        let now = self.now();
+        if !self.store.begin_finalize(&view.order.id, now).await? {
+            return Err(Problem::new(
+                ProblemType::OrderNotReady,
+                "the order is already being finalized",
+            )
+            .into());
+        }
+        let request = IssuanceRequest {
+            csr_der: csr.der,
+            identifiers: view.order.identifiers.clone(),
+            not_before: now - self.settings.backdate,
+            not_after: now + self.settings.certificate_lifetime,
+        };
+        let issued = match self.issuer.prepare(request).and_then(|t| self.issuer.issue(t)) {
+            Ok(issued) => issued,
+            Err(e) => {
+                tracing::error!(order = %view.order.id, error = %e, "issuance failed");
+                let problem = Problem::internal();
+                if let Err(store_error) = self.store.fail_order(&view.order.id, &problem).await {
+                    tracing::error!(order = %view.order.id, error = %store_error, "recording the failure failed");
+                }
+                return Err(e.into());
+            }
+        };
+        let certificate = Certificate {
+            id: random_id(),
+            order_id: view.order.id.clone(),
+            account_id: account.id.clone(),
+            serial: issued.serial,
+            chain_pem: issued.chain_pem,
+            not_before: issued.not_before,
+            not_after: issued.not_after,
+            created_at: now,
+        };
+        self.store.complete_order(&certificate).await?;
+        tracing::info!(
+            order = %view.order.id,
+            serial = %certificate.serial,
+            not_after = %certificate.not_after,
+            "certificate issued"
+        );
+        self.order(account, order_id).await
+    }
+
+    /// RFC 8555 §7.4: the CSR must ask for exactly the order's identifiers, and its key must
+    /// not be an account key (§11.1).
+    async fn check_csr(&self, view: &OrderView, csr_b64: &str) -> Result<ParsedCsr> {
+        let der = URL_SAFE_NO_PAD
+            .decode(csr_b64.trim_end_matches('='))
+            .map_err(|_| Problem::malformed("csr is not base64url"))?;
+        let csr = ParsedCsr::from_der(&der).map_err(|e| match e {
+            CsrError::BadSignature => Problem::bad_csr("the CSR's signature does not verify"),
+            other => Problem::bad_csr(other.to_string()),
+        })?;
+        let wanted: BTreeSet<&Identifier> = view.order.identifiers.iter().collect();
+        let names = csr.names();
+        let got: BTreeSet<&Identifier> = names.iter().collect();
+        if wanted != got {
+            return Err(Problem::bad_csr(format!(
+                "the CSR asks for [{}] but the order is for [{}]",
+                list(&got),
+                list(&wanted)
+            ))
+            .into());
+        }
+        let key = Jwk::from_spki(&csr.spki_der).map_err(|e| match e {
+            JoseError::BadKey(why) => Problem::new(ProblemType::BadPublicKey, why),
+            other => Problem::bad_csr(other.to_string()),
+        })?;
+        key.validate()
+            .map_err(|e| Problem::new(ProblemType::BadPublicKey, format!("the CSR's key: {e}")))?;
+        match self.store.account_by_thumbprint(&key.thumbprint()).await {
+            Ok(_) => {
+                return Err(Problem::bad_csr(
+                    "the CSR's public key is an account key; use a separate key for the certificate",
+                )
+                .into());
+            }
+            Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(csr)
+    }
+
+    /// The certificate chain, if it belongs to `account`.
+    pub async fn certificate(&self, account: &Account, id: &str) -> Result<Certificate> {
+        let certificate = found(self.store.certificate(id).await, "certificate")?;
+        if certificate.account_id != account.id {
+            return Err(Problem::unauthorized("this certificate belongs to another account").into());
+        }
+        Ok(certificate)
+    }
+}
+
+fn list(ids: &BTreeSet<&Identifier>) -> String {
+    ids.iter().map(|i| i.value()).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,113 @@
+//! The command line (clap). Flags override the configuration file and the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use figment::Figment;
+use figment::providers::Serialized;
+
+use crate::config::{Config, ConfigError, HumanDuration};
+use crate::issuer::KeyType;
+
+/// The environment variable that, when set, encrypts the CA keys at rest.
+pub const PASSPHRASE_ENV: &str = "MAYFLY_CA_PASSPHRASE";
+
+#[derive(Debug, Parser)]
+#[command(name = "mayfly", version, about = "An ACME certificate authority for short-lived certificates")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the ACME server (creates the data directory and CA on first start).
+    Serve(ServeArgs),
+    /// Create the data directory, the CA and the server certificate, then exit.
+    Init(InitArgs),
+    /// Check a configuration file and explain what is wrong with it.
+    CheckConfig {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (server.data_dir).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Listen address (server.listen).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Database URL (database.url).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Key type of the root and intermediate (ca.key_type).
+    #[arg(long, value_enum)]
+    pub key_type: Option<KeyType>,
+    /// Common name of the root (ca.root_common_name).
+    #[arg(long, value_name = "NAME")]
+    pub root_cn: Option<String>,
+    /// Common name of the intermediate (ca.intermediate_common_name).
+    #[arg(long, value_name = "NAME")]
+    pub intermediate_cn: Option<String>,
+    /// Validity of the root, e.g. 87600h (ca.root_validity).
+    #[arg(long, value_name = "DURATION", value_parser = HumanDuration::parse)]
+    pub root_validity: Option<HumanDuration>,
+    /// Validity of the intermediate, e.g. 43800h (ca.intermediate_validity).
+    #[arg(long, value_name = "DURATION", value_parser = HumanDuration::parse)]
+    pub intermediate_validity: Option<HumanDuration>,
+}
+
+/// Adds `value` at `key` to the flag layer when the flag was given.
+fn flag<T: serde::Serialize>(figment: Figment, key: &str, value: Option<T>) -> Figment {
+    match value {
+        Some(v) => figment.merge(Serialized::default(key, v)),
+        None => figment,
+    }
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut flags = Figment::new();
+        flags = flag(flags, "server.data_dir", self.common.data_dir.clone());
+        flags = flag(flags, "server.listen", self.listen);
+        flags = flag(flags, "database.url", self.database_url.clone());
+        Config::load(self.common.config.as_deref(), flags)
+    }
+}
+
+impl InitArgs {
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut flags = Figment::new();
+        flags = flag(flags, "server.data_dir", self.common.data_dir.clone());
+        flags = flag(flags, "ca.key_type", self.key_type);
+        flags = flag(flags, "ca.root_common_name", self.root_cn.clone());
+        flags = flag(flags, "ca.intermediate_common_name", self.intermediate_cn.clone());
+        flags = flag(flags, "ca.root_validity", self.root_validity);
+        flags = flag(flags, "ca.intermediate_validity", self.intermediate_validity);
+        Config::load(self.common.config.as_deref(), flags)
+    }
+}
+
+/// The passphrase for the CA keys, if one is set (and not empty).
+pub fn passphrase() -> Option<String> {
+    std::env::var(PASSPHRASE_ENV).ok().filter(|p| !p.is_empty())
+}

@@ -1,0 +1,449 @@
+//! Typed configuration with one source of truth (ARCHITECTURE decision 8): defaults, then
+//! the TOML file, then `MAYFLY__SECTION__KEY` environment variables, then command-line flags.
+//! Unknown keys and bad values stop start-up with a message that names the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::issuer::KeyType;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub ca: CaConfig,
+    pub acme: AcmeConfig,
+    pub validation: ValidationConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the HTTPS listener.
+    pub listen: SocketAddr,
+    /// Holds the CA, the server's certificate and (by default) the SQLite database.
+    pub data_dir: PathBuf,
+    /// Extra names for the server's own certificate (localhost, 127.0.0.1 and ::1 are always in).
+    pub hostnames: Vec<String>,
+    /// The base URL clients use, if it differs from `https://<listen>` (a proxy, a DNS name).
+    pub external_url: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 14000)),
+            data_dir: PathBuf::from("./mayfly-data"),
+            hostnames: Vec::new(),
+            external_url: None,
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`; default: `mayfly.db` in the data directory.
+    pub url: Option<String>,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            max_connections: 8,
+        }
+    }
+}
+
+/// The URL may carry a password: `Debug` shows only its scheme and host.
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("REDACTED"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaConfig {
+    pub key_type: KeyType,
+    pub root_common_name: String,
+    pub intermediate_common_name: String,
+    pub root_validity: HumanDuration,
+    pub intermediate_validity: HumanDuration,
+}
+
+impl Default for CaConfig {
+    fn default() -> Self {
+        CaConfig {
+            key_type: KeyType::P256,
+            root_common_name: "Mayfly Root CA".into(),
+            intermediate_common_name: "Mayfly Intermediate CA".into(),
+            root_validity: HumanDuration::hours(10 * 365 * 24),
+            intermediate_validity: HumanDuration::hours(5 * 365 * 24),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// `meta.termsOfService`; when set, `newAccount` requires `termsOfServiceAgreed`.
+    pub terms_of_service: Option<String>,
+    pub website: Option<String>,
+    pub caa_identities: Vec<String>,
+    /// How long a new order may take to reach `valid`.
+    pub order_lifetime: HumanDuration,
+    /// How long a new authorization stays usable.
+    pub authorization_lifetime: HumanDuration,
+    /// Validity of issued certificates.
+    pub certificate_lifetime: HumanDuration,
+    /// notBefore is set this far before the time of issuance, for clock skew.
+    pub backdate: HumanDuration,
+    /// How long a nonce stays redeemable.
+    pub nonce_lifetime: HumanDuration,
+    /// Most identifiers in one order.
+    pub max_names: usize,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        AcmeConfig {
+            terms_of_service: None,
+            website: None,
+            caa_identities: Vec::new(),
+            order_lifetime: HumanDuration::hours(8),
+            authorization_lifetime: HumanDuration::hours(8),
+            certificate_lifetime: HumanDuration::hours(24),
+            backdate: HumanDuration::minutes(1),
+            nonce_lifetime: HumanDuration::hours(1),
+            max_names: 100,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidationConfig {
+    /// `host:port` of the DNS server validation asks; default: the system's resolvers.
+    pub dns_resolver: Option<SocketAddr>,
+    pub http01_port: u16,
+    pub tls_alpn01_port: u16,
+    /// Upper bound on one validation.
+    pub timeout: HumanDuration,
+    /// Validations in flight at once.
+    pub max_concurrent: usize,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        ValidationConfig {
+            dns_resolver: None,
+            http01_port: 80,
+            tls_alpn01_port: 443,
+            timeout: HumanDuration::seconds(10),
+            max_concurrent: 32,
+        }
+    }
+}
+
+impl Config {
+    /// Layers defaults, `file` (which must exist when given), the environment and `overrides`
+    /// (flags, as a figment of their own), then checks the result.
+    pub fn load(file: Option<&Path>, overrides: Figment) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("MAYFLY__").split("__"))
+            .merge(overrides);
+        let config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks that go beyond types.
+    fn check(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("acme.order_lifetime", &self.acme.order_lifetime),
+            ("acme.authorization_lifetime", &self.acme.authorization_lifetime),
+            ("acme.certificate_lifetime", &self.acme.certificate_lifetime),
+            ("acme.nonce_lifetime", &self.acme.nonce_lifetime),
+            ("validation.timeout", &self.validation.timeout),
+            ("ca.root_validity", &self.ca.root_validity),
+            ("ca.intermediate_validity", &self.ca.intermediate_validity),
+        ];
+        for (key, value) in positive {
+            if value.0 <= time::Duration::ZERO {
+                return Err(ConfigError(format!("{key} must be longer than zero")));
+            }
+        }
+        if self.ca.intermediate_validity.0 > self.ca.root_validity.0 {
+            return Err(ConfigError(
+                "ca.intermediate_validity must not exceed ca.root_validity".into(),
+            ));
+        }
+        if self.validation.max_concurrent == 0 {
+            return Err(ConfigError("validation.max_concurrent must be at least 1".into()));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError("database.max_connections must be at least 1".into()));
+        }
+        if self.acme.max_names == 0 {
+            return Err(ConfigError("acme.max_names must be at least 1".into()));
+        }
+        if let Some(url) = &self.server.external_url {
+            match url::Url::parse(url) {
+                Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
+                _ => {
+                    return Err(ConfigError(format!(
+                        "server.external_url must be an http(s) URL, got {url:?}"
+                    )));
+                }
+            }
+        }
+        for name in &self.server.hostnames {
+            let ok = name.parse::<std::net::IpAddr>().is_ok()
+                || crate::acme::Identifier::parse("dns", name).is_ok();
+            if !ok {
+                return Err(ConfigError(format!(
+                    "server.hostnames: {name:?} is neither a DNS name nor an IP address"
+                )));
+            }
+        }
+        if let Some(url) = &self.database.url {
+            let known = ["sqlite:", "postgres://", "postgresql://"];
+            if !known.iter().any(|p| url.starts_with(p)) {
+                return Err(ConfigError(format!(
+                    "database.url must start with sqlite:, postgres:// or postgresql://, got {}",
+                    redact_url(url)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The base of every URL Mayfly hands out, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        match &self.server.external_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("https://{}", self.server.listen),
+        }
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.server.data_dir.join("mayfly.db").display()
+            ),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// figment's message names the key (`for key "default.server.listen"`); drop the profile
+/// name so the key reads as it is written in TOML.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let mut text = e.kind.to_string();
+            if !key.is_empty() {
+                text = format!("{key}: {text}");
+            }
+            if let Some(source) = &e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+                text = format!("{text} (from {source})");
+            }
+            text
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A duration written as `90s`, `90m`, `16h`, `7d`, or a sum such as `1h30m`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanDuration(pub time::Duration);
+
+impl HumanDuration {
+    pub const fn seconds(n: i64) -> Self {
+        HumanDuration(time::Duration::seconds(n))
+    }
+    pub const fn minutes(n: i64) -> Self {
+        HumanDuration(time::Duration::minutes(n))
+    }
+    pub const fn hours(n: i64) -> Self {
+        HumanDuration(time::Duration::hours(n))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("empty duration".into());
+        }
+        let mut total = time::Duration::ZERO;
+        let mut number = String::new();
+        for c in text.chars() {
+            if c.is_ascii_digit() {
+                number.push(c);
+                continue;
+            }
+            let n: i64 = number
+                .parse()
+                .map_err(|_| format!("{text:?}: expected a number before {c:?}"))?;
+            number.clear();
+            let unit = match c {
+                's' => time::Duration::SECOND,
+                'm' => time::Duration::MINUTE,
+                'h' => time::Duration::HOUR,
+                'd' => time::Duration::DAY,
+                _ => return Err(format!("{text:?}: unknown unit {c:?} (use s, m, h or d)")),
+            };
+            total = n
+                .checked_mul(unit.whole_seconds())
+                .and_then(|secs| total.checked_add(time::Duration::seconds(secs)))
+                .ok_or_else(|| format!("{text:?} is too long"))?;
+        }
+        if !number.is_empty() {
+            return Err(format!("{text:?}: a number needs a unit (s, m, h or d)"));
+        }
+        Ok(HumanDuration(total))
+    }
+
+    pub fn as_std(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.0.whole_seconds().max(0) as u64)
+    }
+}
+
+impl std::fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.0.whole_seconds();
+        match secs {
+            s if s % 86_400 == 0 && s != 0 => write!(f, "{}d", s / 86_400),
+            s if s % 3_600 == 0 && s != 0 => write!(f, "{}h", s / 3_600),
+            s if s % 60 == 0 && s != 0 => write!(f, "{}m", s / 60),
+            s => write!(f, "{s}s"),
+        }
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        HumanDuration::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        let cases = [
+            ("90s", 90),
+            ("90m", 5400),
+            ("16h", 57_600),
+            ("7d", 604_800),
+            ("1h30m", 5400),
+        ];
+        for (text, secs) in cases {
+            assert_eq!(HumanDuration::parse(text), Ok(HumanDuration::seconds(secs)), "{text}");
+        }
+        for bad in ["", "10", "h", "5w", "1.5h", "-1h"] {
+            assert!(HumanDuration::parse(bad).is_err(), "{bad:?} parsed");
+        }
+        assert_eq!(HumanDuration::hours(160).to_string(), "160h");
+    }
+
+    fn load_toml(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mayfly.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(Some(&path), Figment::new())
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = load_toml("").unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:14000");
+        assert_eq!(c.server.data_dir, PathBuf::from("./mayfly-data"));
+        assert_eq!(c.validation.http01_port, 80);
+        assert_eq!(c.validation.tls_alpn01_port, 443);
+        assert_eq!(c.base_url(), "https://127.0.0.1:14000");
+        assert!(c.database_url().starts_with("sqlite://./mayfly-data/mayfly.db"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = load_toml("[server]\nlisten_addr = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(e.0.contains("listen_addr"), "{e}");
+        let e = load_toml("[sever]\n").unwrap_err();
+        assert!(e.0.contains("sever"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let e = load_toml("[validation]\nhttp01_port = \"eighty\"\n").unwrap_err();
+        assert!(e.0.contains("validation.http01_port"), "{e}");
+        let e = load_toml("[acme]\ncertificate_lifetime = \"3w\"\n").unwrap_err();
+        assert!(e.0.contains("acme.certificate_lifetime"), "{e}");
+        let e = load_toml("[database]\nurl = \"mysql://x\"\n").unwrap_err();
+        assert!(e.0.contains("database.url"), "{e}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mayfly.toml");
+        std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:1000\"\n").unwrap();
+        let flags = Figment::from(Serialized::default("server.listen", "127.0.0.1:2000"));
+        let c = Config::load(Some(&path), flags).unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:2000");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let e = Config::load(Some(Path::new("/nonexistent/mayfly.toml")), Figment::new())
+            .unwrap_err();
+        assert!(e.0.contains("does not exist"), "{e}");
+    }
+}

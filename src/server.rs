@@ -1,0 +1,96 @@
+//! The HTTPS listener (rustls), graceful shutdown and background jobs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::app::{App, AppState, ServerTls};
+
+/// How long in-flight requests may finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Expired nonces are forgotten this often.
+const NONCE_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+
+pub async fn serve(app: App, tls: ServerTls) -> anyhow::Result<()> {
+    let listen = app.config.server.listen;
+    let directory = app.links.directory();
+    let root = std::path::absolute(app.config.server.data_dir.join("root-ca.pem"))
+        .unwrap_or_else(|_| app.config.server.data_dir.join("root-ca.pem"));
+    let state = AppState(Arc::new(app));
+    let router = crate::api::router(state.clone());
+
+    let rustls = rustls_config(&tls)?;
+    let handle: Handle<std::net::SocketAddr> = Handle::new();
+    tokio::spawn(shutdown_on_signal(handle.clone()));
+    tokio::spawn(prune_nonces(state.clone()));
+
+    let server = axum_server::bind_rustls(listen, RustlsConfig::from_config(Arc::new(rustls)))
+        .handle(handle.clone())
+        .serve(router.into_make_service());
+    let ready = handle.clone();
+    tokio::spawn(async move {
+        if ready.listening().await.is_some() {
+            println!("Mayfly is ready.");
+            println!("  directory:  {directory}");
+            println!("  trust root: {}", root.display());
+        }
+    });
+    server
+        .await
+        .with_context(|| format!("serving on {listen}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn rustls_config(tls: &ServerTls) -> anyhow::Result<rustls::ServerConfig> {
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(tls.chain_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .context("reading the server certificate")?;
+    let key = PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())
+        .context("reading the server key")?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the server certificate and key do not fit together")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+async fn shutdown_on_signal(handle: Handle<std::net::SocketAddr>) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+    handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+}
+
+async fn prune_nonces(state: AppState) {
+    let mut tick = tokio::time::interval(NONCE_PRUNE_INTERVAL);
+    loop {
+        tick.tick().await;
+        match state.0.authority.prune_nonces().await {
+            Ok(n) if n > 0 => tracing::debug!(pruned = n, "forgot expired nonces"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning nonces failed"),
+        }
+    }
+}
