@@ -1,7 +1,23 @@
 //! JOSE for ACME (RFC 8555 §6.2, RFC 7515, RFC 7517, RFC 7638): flattened JWS parsing and
-//! verification with aws-lc-rs, JWKs and their thumbprints, key authorizations.
+//! verification with aws-lc-rs, JWKs and their thumbprints, key authorizations, and a signer
+//! that tests and tools use to play an ACME client.
+//!
+//! - [`jwk`]: the [`Jwk`] type, its checks, its RFC 7638 thumbprint and signature verification.
+//! - [`spki`]: the JWK of a DER SubjectPublicKeyInfo (to compare CSR keys with account keys).
+//! - [`jws`]: [`ParsedJws::parse`], the flattened JSON serialisation with the ACME rules.
+//! - [`signer`]: [`SigningKey`] and [`sign_jws`], the client side.
 
-use serde::{Deserialize, Serialize};
+mod jwk;
+mod jws;
+mod signer;
+mod spki;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+pub use jwk::Jwk;
+pub use jws::{KeyOrKeyId, ParsedJws, ProtectedHeader};
+pub use signer::{KeyRef, SigningKey, sign_jws, sign_jws_raw};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum JoseError {
@@ -19,85 +35,54 @@ pub enum JoseError {
     BadSignature,
 }
 
-/// A public key as a JWK (RFC 7517). Only the members the thumbprint covers are kept.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kty")]
-pub enum Jwk {
-    #[serde(rename = "EC")]
-    Ec { crv: String, x: String, y: String },
-    #[serde(rename = "RSA")]
-    Rsa { n: String, e: String },
-    #[serde(rename = "OKP")]
-    Okp { crv: String, x: String },
-}
-
 /// The algorithms Mayfly accepts (RFC 8555 §6.2: no `none`, no MAC).
 pub const ALGORITHMS: [&str; 4] = ["ES256", "ES384", "RS256", "EdDSA"];
-
-impl Jwk {
-    /// Checks the key itself: known curve, coordinates of the right length, RSA modulus of at
-    /// least 2048 bits.
-    pub fn validate(&self) -> Result<(), JoseError> {
-        todo!("jose helper")
-    }
-
-    /// RFC 7638 thumbprint: base64url(SHA-256(canonical JSON)).
-    pub fn thumbprint(&self) -> String {
-        todo!("jose helper")
-    }
-
-    /// Verifies `signature` over `signing_input` with `alg`, which must suit the key.
-    pub fn verify(&self, _alg: &str, _signing_input: &[u8], _signature: &[u8]) -> Result<(), JoseError> {
-        todo!("jose helper")
-    }
-
-    /// The JWK of a SubjectPublicKeyInfo (DER), to compare a CSR key with account keys.
-    pub fn from_spki(_spki_der: &[u8]) -> Result<Jwk, JoseError> {
-        todo!("jose helper")
-    }
-}
-
-/// The protected header of an ACME JWS (RFC 8555 §6.2).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProtectedHeader {
-    pub alg: String,
-    /// Exactly one of `jwk` and `kid` is set.
-    pub key: KeyOrKeyId,
-    pub nonce: Option<String>,
-    pub url: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeyOrKeyId {
-    Jwk(Jwk),
-    KeyId(String),
-}
-
-/// A flattened JWS whose structure parsed; its signature is not checked yet.
-#[derive(Clone, Debug)]
-pub struct ParsedJws {
-    pub header: ProtectedHeader,
-    /// The decoded payload; empty for POST-as-GET.
-    pub payload: Vec<u8>,
-    /// `protected || '.' || payload`, as signed.
-    pub signing_input: Vec<u8>,
-    pub signature: Vec<u8>,
-}
-
-impl ParsedJws {
-    /// Parses a flattened JSON JWS. Refuses the general serialisation (`signatures`), an
-    /// unprotected `header`, an unknown `crit`, `alg` outside `ALGORITHMS` and a header with
-    /// both or neither of `jwk` and `kid`.
-    pub fn parse(_body: &[u8]) -> Result<Self, JoseError> {
-        todo!("jose helper")
-    }
-
-    pub fn verify(&self, key: &Jwk) -> Result<(), JoseError> {
-        key.verify(&self.header.alg, &self.signing_input, &self.signature)
-    }
-}
 
 /// RFC 8555 §8.1: `token || '.' || base64url(thumbprint(accountKey))`.
 pub fn key_authorization(token: &str, account_key: &Jwk) -> String {
     format!("{token}.{}", account_key.thumbprint())
+}
+
+/// base64url without padding (RFC 7515 §2), the only encoding JOSE uses.
+pub fn base64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Strict base64url decoding: no padding, no other alphabet, no stray trailing bits.
+fn base64url_decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    URL_SAFE_NO_PAD.decode(text)
+}
+
+/// `"ES256, ES384, RS256, EdDSA"`, for error messages.
+fn supported_algorithms() -> String {
+    ALGORITHMS.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_authorization_is_token_dot_thumbprint() {
+        // RFC 7638 §3.1 key; RFC 8555 §8.1 format.
+        let key: Jwk = serde_json::from_value(jwk::tests::rfc7638_key()).expect("valid JWK");
+        assert_eq!(
+            key_authorization("evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA", &key),
+            "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+
+    #[test]
+    fn base64url_decoding_is_strict() {
+        let cases: [(&str, &str, bool); 5] = [
+            ("plain", "aGk", true),
+            ("padding", "aGk=", false),
+            ("standard alphabet", "+/8", false),
+            ("url alphabet", "-_8", true),
+            ("non-canonical trailing bits", "aGl", false),
+        ];
+        for (name, input, ok) in cases {
+            assert_eq!(base64url_decode(input).is_ok(), ok, "{name}");
+        }
+    }
 }
