@@ -81,7 +81,10 @@ pub fn ensure_ca(config: &Config, passphrase: Option<&str>) -> anyhow::Result<In
         intermediate_validity: config.ca.intermediate_validity.0,
     };
     std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
-        format!("creating the data directory {}", config.server.data_dir.display())
+        format!(
+            "creating the data directory {}",
+            config.server.data_dir.display()
+        )
     })?;
     Ok(init_ca(&config.server.data_dir, &options, passphrase)?)
 }

@@ -14,7 +14,11 @@ use crate::issuer::KeyType;
 pub const PASSPHRASE_ENV: &str = "MAYFLY_CA_PASSPHRASE";
 
 #[derive(Debug, Parser)]
-#[command(name = "mayfly", version, about = "An ACME certificate authority for short-lived certificates")]
+#[command(
+    name = "mayfly",
+    version,
+    about = "An ACME certificate authority for short-lived certificates"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -100,9 +104,17 @@ impl InitArgs {
         flags = flag(flags, "server.data_dir", self.common.data_dir.clone());
         flags = flag(flags, "ca.key_type", self.key_type);
         flags = flag(flags, "ca.root_common_name", self.root_cn.clone());
-        flags = flag(flags, "ca.intermediate_common_name", self.intermediate_cn.clone());
+        flags = flag(
+            flags,
+            "ca.intermediate_common_name",
+            self.intermediate_cn.clone(),
+        );
         flags = flag(flags, "ca.root_validity", self.root_validity);
-        flags = flag(flags, "ca.intermediate_validity", self.intermediate_validity);
+        flags = flag(
+            flags,
+            "ca.intermediate_validity",
+            self.intermediate_validity,
+        );
         Config::load(self.common.config.as_deref(), flags)
     }
 }

@@ -192,7 +192,10 @@ impl Config {
     fn check(&self) -> Result<(), ConfigError> {
         let positive = [
             ("acme.order_lifetime", &self.acme.order_lifetime),
-            ("acme.authorization_lifetime", &self.acme.authorization_lifetime),
+            (
+                "acme.authorization_lifetime",
+                &self.acme.authorization_lifetime,
+            ),
             ("acme.certificate_lifetime", &self.acme.certificate_lifetime),
             ("acme.nonce_lifetime", &self.acme.nonce_lifetime),
             ("validation.timeout", &self.validation.timeout),
@@ -210,10 +213,14 @@ impl Config {
             ));
         }
         if self.validation.max_concurrent == 0 {
-            return Err(ConfigError("validation.max_concurrent must be at least 1".into()));
+            return Err(ConfigError(
+                "validation.max_concurrent must be at least 1".into(),
+            ));
         }
         if self.database.max_connections == 0 {
-            return Err(ConfigError("database.max_connections must be at least 1".into()));
+            return Err(ConfigError(
+                "database.max_connections must be at least 1".into(),
+            ));
         }
         if self.acme.max_names == 0 {
             return Err(ConfigError("acme.max_names must be at least 1".into()));
@@ -386,7 +393,11 @@ mod tests {
             ("1h30m", 5400),
         ];
         for (text, secs) in cases {
-            assert_eq!(HumanDuration::parse(text), Ok(HumanDuration::seconds(secs)), "{text}");
+            assert_eq!(
+                HumanDuration::parse(text),
+                Ok(HumanDuration::seconds(secs)),
+                "{text}"
+            );
         }
         for bad in ["", "10", "h", "5w", "1.5h", "-1h"] {
             assert!(HumanDuration::parse(bad).is_err(), "{bad:?} parsed");
@@ -409,7 +420,10 @@ mod tests {
         assert_eq!(c.validation.http01_port, 80);
         assert_eq!(c.validation.tls_alpn01_port, 443);
         assert_eq!(c.base_url(), "https://127.0.0.1:14000");
-        assert!(c.database_url().starts_with("sqlite://./mayfly-data/mayfly.db"));
+        assert!(
+            c.database_url()
+                .starts_with("sqlite://./mayfly-data/mayfly.db")
+        );
     }
 
     #[test]
@@ -442,8 +456,8 @@ mod tests {
 
     #[test]
     fn missing_file_is_an_error() {
-        let e = Config::load(Some(Path::new("/nonexistent/mayfly.toml")), Figment::new())
-            .unwrap_err();
+        let e =
+            Config::load(Some(Path::new("/nonexistent/mayfly.toml")), Figment::new()).unwrap_err();
         assert!(e.0.contains("does not exist"), "{e}");
     }
 }

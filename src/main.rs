@@ -15,12 +15,17 @@ const EXIT_CONFIG: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("MAYFLY_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("MAYFLY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     // One crypto provider, installed explicitly (CRATES.md): aws-lc-rs.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the runtime: {e}");
@@ -62,8 +67,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             let root = config.server.data_dir.join("root-ca.pem");
             match outcome {
-                mayfly::issuer::InitOutcome::Created => println!("Created a CA in {}", config.server.data_dir.display()),
-                mayfly::issuer::InitOutcome::Existing => println!("A CA already exists in {}; nothing changed", config.server.data_dir.display()),
+                mayfly::issuer::InitOutcome::Created => {
+                    println!("Created a CA in {}", config.server.data_dir.display())
+                }
+                mayfly::issuer::InitOutcome::Existing => println!(
+                    "A CA already exists in {}; nothing changed",
+                    config.server.data_dir.display()
+                ),
             }
             println!("  trust root: {}", root.display());
             Ok(())

@@ -52,8 +52,8 @@ fn rustls_config(tls: &ServerTls) -> anyhow::Result<rustls::ServerConfig> {
         CertificateDer::pem_slice_iter(tls.chain_pem.as_bytes())
             .collect::<Result<_, _>>()
             .context("reading the server certificate")?;
-    let key = PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())
-        .context("reading the server key")?;
+    let key =
+        PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes()).context("reading the server key")?;
     let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(chain, key)

@@ -102,7 +102,11 @@ fn parse_dns(value: &str) -> Result<String, IdentifierError> {
             return Err(bad("a label starts or ends with '-'"));
         }
     }
-    if rest.parse::<IpAddr>().is_ok() || rest.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit())) {
+    if rest.parse::<IpAddr>().is_ok()
+        || rest
+            .split('.')
+            .all(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(bad("an IP address must use the \"ip\" identifier type"));
     }
     Ok(name)
@@ -164,10 +168,21 @@ mod tests {
     #[test]
     fn bad_dns_names_are_refused() {
         for bad in [
-            "", "example.com.", "a..b", "-a.com", "a-.com", "a_b.com", "*.com", "a.*.com",
-            "1.2.3.4", "exa mple.com",
+            "",
+            "example.com.",
+            "a..b",
+            "-a.com",
+            "a-.com",
+            "a_b.com",
+            "*.com",
+            "a.*.com",
+            "1.2.3.4",
+            "exa mple.com",
         ] {
-            assert!(Identifier::parse("dns", bad).is_err(), "{bad:?} was accepted");
+            assert!(
+                Identifier::parse("dns", bad).is_err(),
+                "{bad:?} was accepted"
+            );
         }
         let long_label = format!("{}.com", "a".repeat(64));
         assert!(Identifier::parse("dns", &long_label).is_err());

@@ -209,9 +209,18 @@ mod tests {
     #[test]
     fn statuses_follow_the_rfc() {
         assert_eq!(ProblemType::BadNonce.code_and_status(), ("badNonce", 400));
-        assert_eq!(ProblemType::Unauthorized.code_and_status(), ("unauthorized", 403));
-        assert_eq!(ProblemType::OrderNotReady.code_and_status(), ("orderNotReady", 403));
-        assert_eq!(ProblemType::RateLimited.code_and_status(), ("rateLimited", 429));
+        assert_eq!(
+            ProblemType::Unauthorized.code_and_status(),
+            ("unauthorized", 403)
+        );
+        assert_eq!(
+            ProblemType::OrderNotReady.code_and_status(),
+            ("orderNotReady", 403)
+        );
+        assert_eq!(
+            ProblemType::RateLimited.code_and_status(),
+            ("rateLimited", 429)
+        );
     }
 
     #[test]

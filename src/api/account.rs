@@ -19,7 +19,10 @@ pub async fn new_account(
     request: JwkPost<NewAccountRequest>,
 ) -> Result<Response, ApiError> {
     let app = &state.0;
-    let (account, outcome) = app.authority.new_account(&request.key, &request.payload).await?;
+    let (account, outcome) = app
+        .authority
+        .new_account(&request.key, &request.payload)
+        .await?;
     let status = match outcome {
         AccountOutcome::Created => StatusCode::CREATED,
         AccountOutcome::Existing => StatusCode::OK,

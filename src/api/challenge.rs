@@ -5,8 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use crate::acme::resources::ChallengeResource;
 use crate::acme::ChallengeStatus;
+use crate::acme::resources::ChallengeResource;
 use crate::app::AppState;
 use crate::storage::Challenge;
 
@@ -23,16 +23,27 @@ pub async fn challenge(
     let challenge = match request.payload {
         Payload::Empty => app.authority.challenge(&request.account, &id).await?,
         // RFC 8555 §7.5.1: the client sends an empty object; any other fields are ignored.
-        Payload::Json(_) => app.authority.respond_to_challenge(&request.account, &id).await?,
+        Payload::Json(_) => {
+            app.authority
+                .respond_to_challenge(&request.account, &id)
+                .await?
+        }
     };
-    let mut response = super::json_response(StatusCode::OK, None, &resource(&app.links, &challenge));
+    let mut response =
+        super::json_response(StatusCode::OK, None, &resource(&app.links, &challenge));
     let headers = response.headers_mut();
-    let up = format!("<{}>;rel=\"up\"", app.links.authorization(&challenge.authorization_id));
+    let up = format!(
+        "<{}>;rel=\"up\"",
+        app.links.authorization(&challenge.authorization_id)
+    );
     if let Ok(link) = HeaderValue::from_str(&up) {
         headers.append(header::LINK, link);
     }
     if challenge.status == ChallengeStatus::Processing {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(super::RETRY_AFTER_SECONDS));
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(super::RETRY_AFTER_SECONDS),
+        );
     }
     Ok(response)
 }

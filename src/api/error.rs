@@ -45,7 +45,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Some(location) = problem.location.as_deref().and_then(|l| HeaderValue::from_str(l).ok()) {
+        if let Some(location) = problem
+            .location
+            .as_deref()
+            .and_then(|l| HeaderValue::from_str(l).ok())
+        {
             headers.insert(header::LOCATION, location);
         }
         if let Some(seconds) = problem.retry_after {

@@ -66,11 +66,16 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
     let request_url = format!(
         "{}{}",
         app.links.base(),
-        req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/")
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
     );
     let body: Bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
         .await
-        .map_err(|_| Problem::malformed(format!("the body is larger than {MAX_BODY_BYTES} bytes")))?;
+        .map_err(|_| {
+            Problem::malformed(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
+        })?;
     let jws = ParsedJws::parse(&body).map_err(jose_problem)?;
     // RFC 8555 §6.4: the signed url must be the URL the request was sent to.
     if jws.header.url != request_url {
@@ -90,8 +95,9 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
                 )
             })?;
             let account = app.authority.account_for_request(id).await?;
-            let key: Jwk = serde_json::from_value(account.jwk.clone())
-                .map_err(|e| crate::authority::Error::Store(crate::storage::StoreError::Other(Box::new(e))))?;
+            let key: Jwk = serde_json::from_value(account.jwk.clone()).map_err(|e| {
+                crate::authority::Error::Store(crate::storage::StoreError::Other(Box::new(e)))
+            })?;
             (key, Some(account))
         }
     };
@@ -126,7 +132,9 @@ fn jose_problem(e: JoseError) -> ApiError {
 
 fn json<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ApiError> {
     if payload.is_empty() {
-        return Err(Problem::malformed("this request needs a JSON payload, not POST-as-GET").into());
+        return Err(
+            Problem::malformed("this request needs a JSON payload, not POST-as-GET").into(),
+        );
     }
     serde_json::from_slice(payload)
         .map_err(|e| Problem::malformed(format!("the payload is not valid: {e}")).into())
@@ -144,7 +152,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JwkPost<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let verified = verify(req, state).await?;
         if verified.account.is_some() {
-            return Err(Problem::malformed("newAccount must be signed with a jwk, not a kid").into());
+            return Err(
+                Problem::malformed("newAccount must be signed with a jwk, not a kid").into(),
+            );
         }
         Ok(JwkPost {
             payload: json(&verified.payload)?,
@@ -173,7 +183,10 @@ impl FromRequest<AppState> for PostAsGet {
         let mut verified = verify(req, state).await?;
         let account = require_account(&mut verified)?;
         if !verified.payload.is_empty() {
-            return Err(Problem::malformed("this resource takes POST-as-GET: the payload must be empty").into());
+            return Err(Problem::malformed(
+                "this resource takes POST-as-GET: the payload must be empty",
+            )
+            .into());
         }
         Ok(PostAsGet { account })
     }

@@ -50,7 +50,9 @@ impl Links {
 
     /// The account id in a `kid`, if the `kid` is one of our account URLs.
     pub fn account_id_from_kid<'a>(&self, kid: &'a str) -> Option<&'a str> {
-        let id = kid.strip_prefix(self.base.as_str())?.strip_prefix(ACCOUNT_PATH)?;
+        let id = kid
+            .strip_prefix(self.base.as_str())?
+            .strip_prefix(ACCOUNT_PATH)?;
         (!id.is_empty() && !id.contains('/')).then_some(id)
     }
 }

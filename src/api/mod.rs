@@ -26,7 +26,10 @@ use error::ApiError;
 /// The one route table.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/directory", get(directory::directory).fallback(method_not_allowed))
+        .route(
+            "/directory",
+            get(directory::directory).fallback(method_not_allowed),
+        )
         .route(
             "/acme/new-nonce",
             get(directory::new_nonce_get)
@@ -105,7 +108,10 @@ pub(crate) fn json_response<T: serde::Serialize>(
     };
     let mut response = (status, bytes).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
         headers.insert(header::LOCATION, location);
     }

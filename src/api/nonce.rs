@@ -46,7 +46,8 @@ impl NonceService {
             return Err("the nonce was not issued by this server");
         }
         let (body, tag) = bytes.split_at(BODY_LEN);
-        hmac::verify(&self.key, body, tag).map_err(|_| "the nonce was not issued by this server")?;
+        hmac::verify(&self.key, body, tag)
+            .map_err(|_| "the nonce was not issued by this server")?;
         let mut expiry = [0u8; 8];
         expiry.copy_from_slice(&body[..8]);
         let expires = OffsetDateTime::from_unix_timestamp(i64::from_be_bytes(expiry))
@@ -68,7 +69,10 @@ mod tests {
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let nonce = service.issue(now);
         assert_eq!(service.check(&nonce, now), Ok(now + Duration::hours(1)));
-        assert_eq!(service.check(&nonce, now + Duration::hours(1)), Err("the nonce has expired"));
+        assert_eq!(
+            service.check(&nonce, now + Duration::hours(1)),
+            Err("the nonce has expired")
+        );
         assert_ne!(service.issue(now), nonce);
     }
 
@@ -82,6 +86,9 @@ mod tests {
         assert!(ours.check("AAAA", now).is_err());
         let mut tampered = ours.issue(now).into_bytes();
         tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
-        assert!(ours.check(std::str::from_utf8(&tampered).unwrap(), now).is_err());
+        assert!(
+            ours.check(std::str::from_utf8(&tampered).unwrap(), now)
+                .is_err()
+        );
     }
 }

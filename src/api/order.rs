@@ -19,7 +19,10 @@ pub async fn new_order(
     request: AccountPost<NewOrderRequest>,
 ) -> Result<Response, ApiError> {
     let app = &state.0;
-    let view = app.authority.new_order(&request.account, &request.payload).await?;
+    let view = app
+        .authority
+        .new_order(&request.account, &request.payload)
+        .await?;
     Ok(respond(&app.links, StatusCode::CREATED, &view))
 }
 
@@ -48,11 +51,16 @@ pub async fn finalize(
 
 /// The order as JSON, with its URL in `Location` and `Retry-After` while it is processing.
 fn respond(links: &Links, status: StatusCode, view: &OrderView) -> Response {
-    let mut response = super::json_response(status, Some(links.order(&view.order.id)), &resource(links, view));
+    let mut response = super::json_response(
+        status,
+        Some(links.order(&view.order.id)),
+        &resource(links, view),
+    );
     if view.status == OrderStatus::Processing {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(super::RETRY_AFTER_SECONDS));
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(super::RETRY_AFTER_SECONDS),
+        );
     }
     response
 }
@@ -72,6 +80,9 @@ fn resource(links: &Links, view: &OrderView) -> OrderResource {
             .map(|id| links.authorization(id))
             .collect(),
         finalize: links.finalize(&order.id),
-        certificate: order.certificate_id.as_deref().map(|id| links.certificate(id)),
+        certificate: order
+            .certificate_id
+            .as_deref()
+            .map(|id| links.certificate(id)),
     }
 }

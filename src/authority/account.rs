@@ -1,9 +1,9 @@
 //! Accounts (RFC 8555 §7.3).
 
+use crate::acme::AccountStatus;
 use crate::acme::Problem;
 use crate::acme::ProblemType;
 use crate::acme::resources::NewAccountRequest;
-use crate::acme::AccountStatus;
 use crate::jose::Jwk;
 use crate::storage::{Account, StoreError};
 
@@ -36,8 +36,7 @@ impl Authority {
             )
             .into());
         }
-        if self.settings.terms_of_service.is_some()
-            && request.terms_of_service_agreed != Some(true)
+        if self.settings.terms_of_service.is_some() && request.terms_of_service_agreed != Some(true)
         {
             return Err(Problem::malformed(
                 "the terms of service must be agreed to (termsOfServiceAgreed: true)",
@@ -80,11 +79,9 @@ impl Authority {
             Err(e) => return Err(e.into()),
         };
         if account.status != AccountStatus::Valid {
-            return Err(Problem::unauthorized(format!(
-                "account {id} is {}",
-                account.status
-            ))
-            .into());
+            return Err(
+                Problem::unauthorized(format!("account {id} is {}", account.status)).into(),
+            );
         }
         Ok(account)
     }
@@ -154,9 +151,21 @@ mod tests {
         assert_eq!(kind(&["mailto:admin@example.com"]), None);
         assert_eq!(kind(&["tel:+1555"]), Some(ProblemType::UnsupportedContact));
         assert_eq!(kind(&["mailto:"]), Some(ProblemType::InvalidContact));
-        assert_eq!(kind(&["mailto:a@b.com,c@d.com"]), Some(ProblemType::InvalidContact));
-        assert_eq!(kind(&["mailto:a@b.com?subject=x"]), Some(ProblemType::InvalidContact));
-        assert_eq!(kind(&["mailto:a@localhost"]), Some(ProblemType::InvalidContact));
-        assert_eq!(kind(&["mailto:a b@example.com"]), Some(ProblemType::InvalidContact));
+        assert_eq!(
+            kind(&["mailto:a@b.com,c@d.com"]),
+            Some(ProblemType::InvalidContact)
+        );
+        assert_eq!(
+            kind(&["mailto:a@b.com?subject=x"]),
+            Some(ProblemType::InvalidContact)
+        );
+        assert_eq!(
+            kind(&["mailto:a@localhost"]),
+            Some(ProblemType::InvalidContact)
+        );
+        assert_eq!(
+            kind(&["mailto:a b@example.com"]),
+            Some(ProblemType::InvalidContact)
+        );
     }
 }

@@ -26,7 +26,11 @@ impl Authority {
     /// The client says the challenge is ready. A pending challenge moves to `processing`
     /// and is validated in the background; any other state is returned as it is, so a
     /// repeated POST is harmless.
-    pub async fn respond_to_challenge(&self, account: &Account, challenge_id: &str) -> Result<Challenge> {
+    pub async fn respond_to_challenge(
+        &self,
+        account: &Account,
+        challenge_id: &str,
+    ) -> Result<Challenge> {
         let challenge = self.challenge(account, challenge_id).await?;
         if challenge.status != ChallengeStatus::Pending {
             return Ok(challenge);
@@ -94,7 +98,13 @@ impl Authority {
         let validated_at = outcome.is_ok().then_some(now);
         if let Err(e) = self
             .store
-            .transition_challenge(&challenge.id, ChallengeStatus::Processing, to, validated_at, error)
+            .transition_challenge(
+                &challenge.id,
+                ChallengeStatus::Processing,
+                to,
+                validated_at,
+                error,
+            )
             .await
         {
             // The challenge stays `processing`; its authorization expires in time, so a

@@ -15,7 +15,12 @@ use super::order::OrderView;
 use super::{Authority, Result, found, random_id};
 
 impl Authority {
-    pub async fn finalize(&self, account: &Account, order_id: &str, csr_b64: &str) -> Result<OrderView> {
+    pub async fn finalize(
+        &self,
+        account: &Account,
+        order_id: &str,
+        csr_b64: &str,
+    ) -> Result<OrderView> {
         let view = self.order(account, order_id).await?;
         if view.status != OrderStatus::Ready {
             return Err(Problem::new(
@@ -39,7 +44,11 @@ impl Authority {
             not_before: now - self.settings.backdate,
             not_after: now + self.settings.certificate_lifetime,
         };
-        let issued = match self.issuer.prepare(request).and_then(|t| self.issuer.issue(t)) {
+        let issued = match self
+            .issuer
+            .prepare(request)
+            .and_then(|t| self.issuer.issue(t))
+        {
             Ok(issued) => issued,
             Err(e) => {
                 tracing::error!(order = %view.order.id, error = %e, "issuance failed");
@@ -114,7 +123,9 @@ impl Authority {
     pub async fn certificate(&self, account: &Account, id: &str) -> Result<Certificate> {
         let certificate = found(self.store.certificate(id).await, "certificate")?;
         if certificate.account_id != account.id {
-            return Err(Problem::unauthorized("this certificate belongs to another account").into());
+            return Err(
+                Problem::unauthorized("this certificate belongs to another account").into(),
+            );
         }
         Ok(certificate)
     }

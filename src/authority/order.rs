@@ -32,7 +32,11 @@ pub struct AuthorizationView {
 }
 
 impl Authority {
-    pub async fn new_order(&self, account: &Account, request: &NewOrderRequest) -> Result<OrderView> {
+    pub async fn new_order(
+        &self,
+        account: &Account,
+        request: &NewOrderRequest,
+    ) -> Result<OrderView> {
         if request.not_before.is_some() || request.not_after.is_some() {
             return Err(Problem::malformed(
                 "notBefore and notAfter are not supported; the validity comes from the server's policy",
@@ -74,7 +78,11 @@ impl Authority {
             not_before: None,
             not_after: None,
             // An order cannot outlive the authorizations it needs.
-            expires: now + self.settings.order_lifetime.min(self.settings.authorization_lifetime),
+            expires: now
+                + self
+                    .settings
+                    .order_lifetime
+                    .min(self.settings.authorization_lifetime),
             created_at: now,
             processing_since: None,
             certificate_id: None,
@@ -125,7 +133,9 @@ impl Authority {
                     ProblemType::UnsupportedIdentifier,
                     format!("identifier type {kind:?} is not supported (dns and ip are)"),
                 )),
-                Err(e) => refused.push(Problem::new(ProblemType::RejectedIdentifier, e.to_string())),
+                Err(e) => {
+                    refused.push(Problem::new(ProblemType::RejectedIdentifier, e.to_string()))
+                }
             }
         }
         match refused.len() {
@@ -135,7 +145,11 @@ impl Authority {
                 let kind = refused[0].kind;
                 let same = refused.iter().all(|p| p.kind == kind);
                 let mut top = Problem::new(
-                    if same { kind } else { ProblemType::RejectedIdentifier },
+                    if same {
+                        kind
+                    } else {
+                        ProblemType::RejectedIdentifier
+                    },
                     format!("{n} identifiers were refused; see subproblems"),
                 );
                 top.subproblems = refused;
@@ -169,10 +183,16 @@ impl Authority {
     }
 
     /// The authorization, if it belongs to `account`.
-    pub async fn authorization(&self, account: &Account, authz_id: &str) -> Result<AuthorizationView> {
+    pub async fn authorization(
+        &self,
+        account: &Account,
+        authz_id: &str,
+    ) -> Result<AuthorizationView> {
         let authorization = found(self.store.authorization(authz_id).await, "authorization")?;
         if authorization.account_id != account.id {
-            return Err(Problem::unauthorized("this authorization belongs to another account").into());
+            return Err(
+                Problem::unauthorized("this authorization belongs to another account").into(),
+            );
         }
         let status = authorization_status(&authorization, self.now());
         Ok(AuthorizationView {

@@ -68,7 +68,11 @@ pub fn order_status(
         return OrderStatus::Invalid;
     }
     // "ready: The server agrees that the requirements have been fulfilled".
-    if !authorizations.is_empty() && authorizations.iter().all(|s| *s == AuthorizationStatus::Valid) {
+    if !authorizations.is_empty()
+        && authorizations
+            .iter()
+            .all(|s| *s == AuthorizationStatus::Valid)
+    {
         return OrderStatus::Ready;
     }
     OrderStatus::Pending
@@ -85,7 +89,11 @@ mod tests {
         OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
     }
 
-    fn authz(challenges: &[ChallengeStatus], deactivated: bool, expires_in: Duration) -> Authorization {
+    fn authz(
+        challenges: &[ChallengeStatus],
+        deactivated: bool,
+        expires_in: Duration,
+    ) -> Authorization {
         Authorization {
             id: "a".into(),
             account_id: "acct".into(),
@@ -116,14 +124,62 @@ mod tests {
         let hour = Duration::hours(1);
         let cases: &[(&str, &[C], bool, Duration, A)] = &[
             ("new is pending", &[C::Pending], false, hour, A::Pending),
-            ("processing challenge is still pending", &[C::Processing], false, hour, A::Pending),
-            ("one valid challenge makes it valid", &[C::Invalid, C::Valid], false, hour, A::Valid),
-            ("a failed challenge makes it invalid", &[C::Invalid, C::Pending], false, hour, A::Invalid),
-            ("pending runs out: expired", &[C::Pending], false, -hour, A::Expired),
-            ("valid runs out: expired", &[C::Valid], false, -hour, A::Expired),
-            ("expires exactly now: expired", &[C::Pending], false, Duration::ZERO, A::Expired),
-            ("invalid stays invalid after expiry", &[C::Invalid], false, -hour, A::Invalid),
-            ("deactivated pending", &[C::Pending], true, hour, A::Deactivated),
+            (
+                "processing challenge is still pending",
+                &[C::Processing],
+                false,
+                hour,
+                A::Pending,
+            ),
+            (
+                "one valid challenge makes it valid",
+                &[C::Invalid, C::Valid],
+                false,
+                hour,
+                A::Valid,
+            ),
+            (
+                "a failed challenge makes it invalid",
+                &[C::Invalid, C::Pending],
+                false,
+                hour,
+                A::Invalid,
+            ),
+            (
+                "pending runs out: expired",
+                &[C::Pending],
+                false,
+                -hour,
+                A::Expired,
+            ),
+            (
+                "valid runs out: expired",
+                &[C::Valid],
+                false,
+                -hour,
+                A::Expired,
+            ),
+            (
+                "expires exactly now: expired",
+                &[C::Pending],
+                false,
+                Duration::ZERO,
+                A::Expired,
+            ),
+            (
+                "invalid stays invalid after expiry",
+                &[C::Invalid],
+                false,
+                -hour,
+                A::Invalid,
+            ),
+            (
+                "deactivated pending",
+                &[C::Pending],
+                true,
+                hour,
+                A::Deactivated,
+            ),
             ("deactivated valid", &[C::Valid], true, hour, A::Deactivated),
         ];
         for (name, challenges, deactivated, expires_in, want) in cases {
@@ -152,28 +208,101 @@ mod tests {
     fn order_transitions() {
         use AuthorizationStatus as A;
         use OrderStatus as O;
-        let expired = Order { expires: now() - Duration::seconds(1), ..order() };
-        let processing = Order { processing_since: Some(now()), ..order() };
-        let valid = Order { processing_since: Some(now()), certificate_id: Some("c".into()), ..order() };
+        let expired = Order {
+            expires: now() - Duration::seconds(1),
+            ..order()
+        };
+        let processing = Order {
+            processing_since: Some(now()),
+            ..order()
+        };
+        let valid = Order {
+            processing_since: Some(now()),
+            certificate_id: Some("c".into()),
+            ..order()
+        };
         let failed = Order {
             processing_since: Some(now()),
             error: Some(Problem::internal()),
             ..order()
         };
-        let valid_after_expiry = Order { expires: now() - Duration::hours(2), ..valid.clone() };
+        let valid_after_expiry = Order {
+            expires: now() - Duration::hours(2),
+            ..valid.clone()
+        };
         let cases: Vec<(&str, Order, Vec<A>, O)> = vec![
-            ("pending while an authorization is pending", order(), vec![A::Valid, A::Pending], O::Pending),
-            ("ready when every authorization is valid", order(), vec![A::Valid, A::Valid], O::Ready),
-            ("invalid when an authorization failed", order(), vec![A::Valid, A::Invalid], O::Invalid),
-            ("invalid when an authorization expired", order(), vec![A::Expired], O::Invalid),
-            ("invalid when an authorization was deactivated", order(), vec![A::Deactivated], O::Invalid),
-            ("invalid when an authorization was revoked", order(), vec![A::Revoked], O::Invalid),
-            ("invalid when the order expired", expired, vec![A::Valid], O::Invalid),
-            ("processing once finalize began", processing, vec![A::Valid], O::Processing),
-            ("valid once the certificate is stored", valid, vec![A::Valid], O::Valid),
-            ("valid stays valid after expiry", valid_after_expiry, vec![A::Expired], O::Valid),
-            ("invalid when issuance failed", failed, vec![A::Valid], O::Invalid),
-            ("no authorizations is never ready", order(), vec![], O::Pending),
+            (
+                "pending while an authorization is pending",
+                order(),
+                vec![A::Valid, A::Pending],
+                O::Pending,
+            ),
+            (
+                "ready when every authorization is valid",
+                order(),
+                vec![A::Valid, A::Valid],
+                O::Ready,
+            ),
+            (
+                "invalid when an authorization failed",
+                order(),
+                vec![A::Valid, A::Invalid],
+                O::Invalid,
+            ),
+            (
+                "invalid when an authorization expired",
+                order(),
+                vec![A::Expired],
+                O::Invalid,
+            ),
+            (
+                "invalid when an authorization was deactivated",
+                order(),
+                vec![A::Deactivated],
+                O::Invalid,
+            ),
+            (
+                "invalid when an authorization was revoked",
+                order(),
+                vec![A::Revoked],
+                O::Invalid,
+            ),
+            (
+                "invalid when the order expired",
+                expired,
+                vec![A::Valid],
+                O::Invalid,
+            ),
+            (
+                "processing once finalize began",
+                processing,
+                vec![A::Valid],
+                O::Processing,
+            ),
+            (
+                "valid once the certificate is stored",
+                valid,
+                vec![A::Valid],
+                O::Valid,
+            ),
+            (
+                "valid stays valid after expiry",
+                valid_after_expiry,
+                vec![A::Expired],
+                O::Valid,
+            ),
+            (
+                "invalid when issuance failed",
+                failed,
+                vec![A::Valid],
+                O::Invalid,
+            ),
+            (
+                "no authorizations is never ready",
+                order(),
+                vec![],
+                O::Pending,
+            ),
         ];
         for (name, o, authzs, want) in cases {
             assert_eq!(order_status(&o, &authzs, now()), want, "{name}");

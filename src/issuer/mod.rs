@@ -14,7 +14,9 @@ use time::{Duration, OffsetDateTime};
 use crate::acme::Identifier;
 
 /// Key algorithm for CA keys.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyType {
     /// ECDSA P-256 with SHA-256 (the default).

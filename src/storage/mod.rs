@@ -120,8 +120,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts the new authorizations (with their challenges) and the order, which may also
     /// refer to existing authorizations by id, in one transaction.
-    async fn insert_order(&self, order: &Order, new_authorizations: &[Authorization])
-    -> StoreResult<()>;
+    async fn insert_order(
+        &self,
+        order: &Order,
+        new_authorizations: &[Authorization],
+    ) -> StoreResult<()>;
     async fn order(&self, id: &str) -> StoreResult<Order>;
     /// The authorization with its challenges, in insertion order.
     async fn authorization(&self, id: &str) -> StoreResult<Authorization>;

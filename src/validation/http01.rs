@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::acme::{Identifier, Problem, ProblemType};
 
-use super::resolver::{DnsError, Resolver};
 use super::ValidationSettings;
+use super::resolver::{DnsError, Resolver};
 
 /// At most this many redirects are followed (the bound; Boulder uses the same).
 const MAX_REDIRECTS: usize = 10;
@@ -67,7 +67,11 @@ pub async fn validate(
         Identifier::Ip(ip) => format!("[{ip}]"),
     };
     let url = format!("http://{host}:{port}/.well-known/acme-challenge/{token}");
-    let mut response = http.get(&url).send().await.map_err(|e| fetch_error(&url, &e))?;
+    let mut response = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| fetch_error(&url, &e))?;
     let status = response.status();
     if !status.is_success() {
         return Err(Problem::unauthorized(format!(
@@ -162,7 +166,8 @@ impl reqwest::dns::Resolve for ReqwestResolver {
         Box::pin(async move {
             let ips = resolver.lookup_ip(&name).await?;
             // IPv4 first: loopback test targets and most origin servers listen there.
-            let mut addrs: Vec<SocketAddr> = ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect();
+            let mut addrs: Vec<SocketAddr> =
+                ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect();
             addrs.sort_by_key(|a| a.is_ipv6());
             let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
@@ -201,7 +206,14 @@ mod tests {
 
     async fn run(port: u16, name: &str, resolver: Arc<FakeResolver>) -> Result<(), Problem> {
         let http = client(&settings(port), resolver).unwrap();
-        validate(&http, port, &Identifier::Dns(name.into()), "tok", "tok.thumb").await
+        validate(
+            &http,
+            port,
+            &Identifier::Dns(name.into()),
+            "tok",
+            "tok.thumb",
+        )
+        .await
     }
 
     fn loopback() -> Arc<FakeResolver> {
@@ -212,20 +224,24 @@ mod tests {
 
     #[tokio::test]
     async fn right_key_authorization_passes() {
-        let port = serve("HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\ntok.thumb\n").await;
+        let port =
+            serve("HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\ntok.thumb\n")
+                .await;
         assert_eq!(run(port, "a.test", loopback()).await, Ok(()));
     }
 
     #[tokio::test]
     async fn wrong_key_authorization_is_incorrect_response() {
-        let port = serve("HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nwrong").await;
+        let port =
+            serve("HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nwrong").await;
         let p = run(port, "a.test", loopback()).await.unwrap_err();
         assert_eq!(p.kind, ProblemType::IncorrectResponse, "{p}");
     }
 
     #[tokio::test]
     async fn not_found_is_unauthorized() {
-        let port = serve("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+        let port =
+            serve("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
         let p = run(port, "a.test", loopback()).await.unwrap_err();
         assert_eq!(p.kind, ProblemType::Unauthorized, "{p}");
         assert!(p.detail.contains("404"), "{p}");

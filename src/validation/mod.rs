@@ -78,7 +78,11 @@ impl Validator {
         token: &str,
         key_authorization: &str,
     ) -> Result<(), Problem> {
-        let _slot = self.slots.acquire().await.map_err(|_| Problem::internal())?;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| Problem::internal())?;
         let check = async {
             match kind {
                 ChallengeType::Http01 => {
