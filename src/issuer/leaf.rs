@@ -1,0 +1,131 @@
+//! Building end-entity certificates: ACME leaves from a prepared request, and the server's own
+//! HTTPS certificate. The profile is fixed here and never copied from a CSR (RFC 8555 §7.4: the
+//! CA decides what goes into the certificate; the CSR contributes its public key).
+
+use std::net::IpAddr;
+
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
+    SanType, SubjectPublicKeyInfo,
+};
+use time::OffsetDateTime;
+
+use super::IssuerError;
+use super::ca;
+use crate::acme::Identifier;
+
+/// RFC 5280 Appendix A: `ub-common-name INTEGER ::= 64`. A longer first name is left out of the
+/// subject; the SAN carries it anyway (CA/Browser Forum BR §7.1.4.3 makes the CN optional).
+const MAX_COMMON_NAME_LEN: usize = 64;
+
+/// rsaEncryption (RFC 8017 Appendix C): RSA subject keys also get keyEncipherment, which TLS 1.2
+/// RSA key exchange needs.
+const RSA_ENCRYPTION_OID: &str = "1.2.840.113549.1.1.1";
+
+/// The subject key of a leaf, taken from the CSR's SubjectPublicKeyInfo.
+#[derive(Debug)]
+pub(crate) struct SubjectKey {
+    pub(crate) spki: SubjectPublicKeyInfo,
+    pub(crate) is_rsa: bool,
+}
+
+impl SubjectKey {
+    pub(crate) fn from_spki_der(spki_der: &[u8]) -> Result<Self, IssuerError> {
+        use x509_parser::prelude::FromDer;
+        let (_, parsed) =
+            x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| {
+                IssuerError::Request(format!("the CSR's public key does not parse: {e}"))
+            })?;
+        let is_rsa = parsed.algorithm.algorithm.to_id_string() == RSA_ENCRYPTION_OID;
+        let spki = SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| {
+            IssuerError::Request(format!("the CSR's public key type is not supported: {e}"))
+        })?;
+        Ok(SubjectKey { spki, is_rsa })
+    }
+}
+
+/// The parameters of an ACME leaf: see [`super::Issuer::issue`] for the profile.
+pub(crate) fn leaf_params(
+    identifiers: &[Identifier],
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    subject_is_rsa: bool,
+) -> Result<CertificateParams, IssuerError> {
+    let mut params = CertificateParams::default();
+    let mut name = DistinguishedName::new();
+    let first_dns = identifiers.iter().find_map(|id| match id {
+        Identifier::Dns(name) => Some(name),
+        Identifier::Ip(_) => None,
+    });
+    if let Some(common_name) = first_dns.filter(|n| n.len() <= MAX_COMMON_NAME_LEN) {
+        name.push(DnType::CommonName, common_name.as_str());
+    }
+    params.distinguished_name = name;
+    params.subject_alt_names = identifiers.iter().map(san).collect::<Result<Vec<_>, _>>()?;
+    params.not_before = not_before;
+    params.not_after = not_after;
+    params.serial_number = Some(ca::random_serial()?);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    if subject_is_rsa {
+        params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+    }
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.use_authority_key_identifier_extension = true;
+    Ok(params)
+}
+
+fn san(identifier: &Identifier) -> Result<SanType, IssuerError> {
+    Ok(match identifier {
+        Identifier::Ip(ip) => SanType::IpAddress(*ip),
+        Identifier::Dns(name) => SanType::DnsName(name.as_str().try_into().map_err(|e| {
+            IssuerError::Request(format!("{name:?} cannot go into a certificate: {e}"))
+        })?),
+    })
+}
+
+/// The names the server certificate must cover: the loopback names every local client uses,
+/// then `hostnames` (each an IP address if it parses as one, else a DNS name), without repeats.
+pub(crate) fn server_identifiers(hostnames: &[String]) -> Result<Vec<Identifier>, IssuerError> {
+    let mut identifiers = vec![
+        Identifier::Dns("localhost".to_owned()),
+        Identifier::Ip(IpAddr::from([127, 0, 0, 1])),
+        Identifier::Ip(std::net::Ipv6Addr::LOCALHOST.into()),
+    ];
+    for hostname in hostnames {
+        let identifier = match hostname.parse::<IpAddr>() {
+            Ok(ip) => Identifier::Ip(ip),
+            Err(_) => Identifier::parse("dns", hostname)
+                .map_err(|e| IssuerError::Request(format!("server hostname {hostname:?}: {e}")))?,
+        };
+        if !identifiers.contains(&identifier) {
+            identifiers.push(identifier);
+        }
+    }
+    Ok(identifiers)
+}
+
+/// The server certificate's profile: like an ACME leaf, but with a fixed CN.
+pub(crate) fn server_params(
+    identifiers: &[Identifier],
+    now: OffsetDateTime,
+) -> Result<CertificateParams, IssuerError> {
+    let mut params = leaf_params(
+        identifiers,
+        now - ca::BACKDATE,
+        now + SERVER_VALIDITY,
+        false,
+    )?;
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, "Mayfly server");
+    params.distinguished_name = name;
+    Ok(params)
+}
+
+/// The server certificate is renewed by restarting Mayfly; 30 days leaves weeks of margin for
+/// a long-running process while keeping a leaked key short-lived.
+pub(crate) const SERVER_VALIDITY: time::Duration = time::Duration::days(30);
+
+/// A server certificate is reused only if it stays valid for at least this long, so a restart
+/// never starts a server whose certificate expires before the next routine restart.
+pub(crate) const SERVER_MIN_REMAINING: time::Duration = time::Duration::days(1);
