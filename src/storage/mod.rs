@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use crate::acme::{AccountStatus, ChallengeStatus, Identifier, Problem};
 
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 /// Database errors, normalised across backends.
@@ -155,6 +156,20 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the database named by `url` (`sqlite://…` or `postgres://…`), applying migrations.
-pub async fn connect(_url: &str, _max_connections: u32) -> StoreResult<Arc<dyn Store>> {
-    todo!("storage helper")
+pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(
+            sqlite::SqliteStore::connect(url, max_connections).await?,
+        ))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            postgres::PostgresStore::connect(url, max_connections).await?,
+        ))
+    } else {
+        // Only the scheme is echoed: the rest of the URL may hold a password.
+        let scheme = url.split_once(':').map_or("(none)", |(scheme, _)| scheme);
+        Err(rows::other(format!(
+            "database.url must start with sqlite:, postgres:// or postgresql:// (scheme {scheme:?})"
+        )))
+    }
 }

@@ -1,1 +1,451 @@
 //! PostgreSQL backend (shared by replicas).
+//!
+//! Any number of replicas may use one database (ARCHITECTURE decision 2). Races are settled by
+//! the database: guarded `UPDATE … WHERE status = …` statements (a second writer waits for the
+//! first one's row lock, then re-checks the guard and changes nothing), primary keys for nonces,
+//! and `ON CONFLICT DO NOTHING` for settings. Migrations run under sqlx's advisory lock, so
+//! replicas that start together apply them once.
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Postgres, SqlSafeStr, Transaction};
+use std::str::FromStr;
+use time::OffsetDateTime;
+
+use super::rows::{self, opt_json, opt_secs, other, secs, to_json};
+use super::{
+    Account, Authorization, Certificate, Challenge, Order, Store, StoreError, StoreResult,
+};
+use crate::acme::{ChallengeStatus, Problem};
+
+/// Version, description, SQL. Append only: sqlx refuses to start if an applied migration's
+/// text changed (it keeps a checksum), so a schema change is always a new file.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/postgres/0001_initial.sql"),
+)];
+
+/// Multi-statement reads see one snapshot, e.g. an order and its authorization list.
+const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects with the server's default `search_path` and applies migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        Self::open(PgConnectOptions::from_str(url)?, max_connections).await
+    }
+
+    /// Connects with every pooled connection's `search_path` set to `schema`, which is created
+    /// if missing, and applies migrations there. Lets tests (or tenants) share one database.
+    /// `schema` must be a plain lower-case identifier: `[a-z_][a-z0-9_]*`, at most 63 bytes.
+    pub async fn connect_in_schema(
+        url: &str,
+        schema: &str,
+        max_connections: u32,
+    ) -> StoreResult<Self> {
+        check_schema_name(schema)?;
+        let options = PgConnectOptions::from_str(url)?;
+        let mut conn = options.connect().await?;
+        // The name was checked above, so quoting it is enough to make it safe in SQL.
+        let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+        let created = sqlx::query(AssertSqlSafe(create)).execute(&mut conn).await;
+        conn.close().await?;
+        match created.map_err(StoreError::from) {
+            // Two processes creating the same schema at once: the loser sees a unique
+            // violation on the catalog, and the schema exists either way.
+            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        // A startup parameter rather than a `SET` after connecting: it also holds for
+        // connections the pool opens later, before their first statement.
+        let options = options.options([("search_path", schema)]);
+        Self::open(options, max_connections).await
+    }
+
+    async fn open(options: PgConnectOptions, max_connections: u32) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options)
+            .await?;
+        // `locking` is on by default: a session-level advisory lock around the whole run.
+        migrator().run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn check_schema_name(schema: &str) -> StoreResult<()> {
+    let mut bytes = schema.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
+    let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if first_ok && rest_ok && schema.len() <= 63 {
+        Ok(())
+    } else {
+        Err(other(format!("{schema:?} is not a valid schema name")))
+    }
+}
+
+fn migrator() -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|&(version, description, sql)| {
+            Migration::new(
+                version,
+                description.into(),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+/// Positions are small (identifiers per order, challenges per authorization), but check.
+fn position(index: usize) -> StoreResult<i32> {
+    i32::try_from(index).map_err(other)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
+        // READ COMMITTED: this statement sees a row another transaction committed while our
+        // insert waited on it.
+        let stored: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn redeem_nonce(&self, nonce: &str, expires_at: OffsetDateTime) -> StoreResult<bool> {
+        // The primary key decides: the first insert wins, every later one does nothing.
+        let result = sqlx::query(
+            "INSERT INTO nonces (nonce, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (nonce) DO NOTHING",
+        )
+        .bind(nonce)
+        .bind(secs(expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn prune_nonces(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let result = sqlx::query("DELETE FROM nonces WHERE expires_at < $1")
+            .bind(secs(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn insert_account(&self, account: &Account) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO accounts (id, key_thumbprint, jwk, contact, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&account.id)
+        .bind(&account.key_thumbprint)
+        .bind(to_json(&account.jwk)?)
+        .bind(to_json(&account.contact)?)
+        .bind(account.status.as_str())
+        .bind(secs(account.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn account(&self, id: &str) -> StoreResult<Account> {
+        let row = sqlx::query(
+            "SELECT id, key_thumbprint, jwk, contact, status, created_at \
+             FROM accounts WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        rows::account(&row)
+    }
+
+    async fn account_by_thumbprint(&self, thumbprint: &str) -> StoreResult<Account> {
+        let row = sqlx::query(
+            "SELECT id, key_thumbprint, jwk, contact, status, created_at \
+             FROM accounts WHERE key_thumbprint = $1",
+        )
+        .bind(thumbprint)
+        .fetch_one(&self.pool)
+        .await?;
+        rows::account(&row)
+    }
+
+    async fn insert_order(
+        &self,
+        order: &Order,
+        new_authorizations: &[Authorization],
+    ) -> StoreResult<()> {
+        rows::check_nesting(new_authorizations)?;
+        let mut tx = self.pool.begin().await?;
+        for authorization in new_authorizations {
+            insert_authorization(&mut tx, authorization).await?;
+        }
+        sqlx::query(
+            "INSERT INTO orders (id, account_id, identifiers, not_before, not_after, expires, \
+             created_at, processing_since, certificate_id, error) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&order.id)
+        .bind(&order.account_id)
+        .bind(to_json(&order.identifiers)?)
+        .bind(opt_secs(order.not_before))
+        .bind(opt_secs(order.not_after))
+        .bind(secs(order.expires))
+        .bind(secs(order.created_at))
+        .bind(opt_secs(order.processing_since))
+        .bind(&order.certificate_id)
+        .bind(opt_json(order.error.as_ref())?)
+        .execute(&mut *tx)
+        .await?;
+        for (index, authorization_id) in order.authorization_ids.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO order_authorizations (order_id, position, authorization_id) \
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(&order.id)
+            .bind(position(index)?)
+            .bind(authorization_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn order(&self, id: &str) -> StoreResult<Order> {
+        let mut tx = self.pool.begin_with(BEGIN_READ).await?;
+        let row = sqlx::query(
+            "SELECT id, account_id, identifiers, not_before, not_after, expires, created_at, \
+             processing_since, certificate_id, error FROM orders WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let authorization_ids: Vec<String> = sqlx::query_scalar(
+            "SELECT authorization_id FROM order_authorizations \
+             WHERE order_id = $1 ORDER BY position",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows::order(&row, authorization_ids)
+    }
+
+    async fn authorization(&self, id: &str) -> StoreResult<Authorization> {
+        let ids = [id.to_owned()];
+        let mut found = self.authorizations(&ids).await?;
+        found.pop().ok_or(StoreError::NotFound)
+    }
+
+    async fn authorizations(&self, ids: &[String]) -> StoreResult<Vec<Authorization>> {
+        let mut tx = self.pool.begin_with(BEGIN_READ).await?;
+        let authorization_rows = sqlx::query(
+            "SELECT id, account_id, identifier, expires, created_at, deactivated \
+             FROM authorizations WHERE id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let challenge_rows = sqlx::query(
+            "SELECT id, authorization_id, kind, token, status, validated_at, error \
+             FROM challenges WHERE authorization_id = ANY($1) \
+             ORDER BY authorization_id, position",
+        )
+        .bind(ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let authorizations = authorization_rows
+            .iter()
+            .map(rows::authorization)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let challenges = challenge_rows
+            .iter()
+            .map(rows::challenge)
+            .collect::<StoreResult<Vec<_>>>()?;
+        rows::with_challenges(ids, authorizations, challenges)
+    }
+
+    async fn challenge(&self, id: &str) -> StoreResult<Challenge> {
+        let row = sqlx::query(
+            "SELECT id, authorization_id, kind, token, status, validated_at, error \
+             FROM challenges WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        rows::challenge(&row)
+    }
+
+    async fn transition_challenge(
+        &self,
+        id: &str,
+        from: ChallengeStatus,
+        to: ChallengeStatus,
+        validated_at: Option<OffsetDateTime>,
+        error: Option<&Problem>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // Guarded on the old status, so of two racing requests exactly one moves it.
+        let result = sqlx::query(
+            "UPDATE challenges SET status = $1, validated_at = $2, error = $3 \
+             WHERE id = $4 AND status = $5",
+        )
+        .bind(to.as_str())
+        .bind(opt_secs(validated_at))
+        .bind(opt_json(error)?)
+        .bind(id)
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let moved = result.rows_affected() == 1;
+        if !moved {
+            exists(&mut tx, "SELECT 1 FROM challenges WHERE id = $1", id).await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn begin_finalize(&self, order_id: &str, at: OffsetDateTime) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let result = sqlx::query(
+            "UPDATE orders SET processing_since = $1 WHERE id = $2 \
+             AND processing_since IS NULL AND certificate_id IS NULL AND error IS NULL",
+        )
+        .bind(secs(at))
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+        let began = result.rows_affected() == 1;
+        if !began {
+            exists(&mut tx, "SELECT 1 FROM orders WHERE id = $1", order_id).await?;
+        }
+        tx.commit().await?;
+        Ok(began)
+    }
+
+    async fn complete_order(&self, certificate: &Certificate) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO certificates (id, order_id, account_id, serial, chain_pem, not_before, \
+             not_after, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&certificate.id)
+        .bind(&certificate.order_id)
+        .bind(&certificate.account_id)
+        .bind(&certificate.serial)
+        .bind(&certificate.chain_pem)
+        .bind(secs(certificate.not_before))
+        .bind(secs(certificate.not_after))
+        .bind(secs(certificate.created_at))
+        .execute(&mut *tx)
+        .await?;
+        let result = sqlx::query(
+            "UPDATE orders SET certificate_id = $1 \
+             WHERE id = $2 AND certificate_id IS NULL AND error IS NULL",
+        )
+        .bind(&certificate.id)
+        .bind(&certificate.order_id)
+        .execute(&mut *tx)
+        .await?;
+        if result.rows_affected() != 1 {
+            // Dropping `tx` rolls the certificate back.
+            return Err(StoreError::Conflict(rows::ORDER_DONE.to_owned()));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fail_order(&self, order_id: &str, error: &Problem) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE orders SET error = $1 WHERE id = $2")
+            .bind(to_json(error)?)
+            .bind(order_id)
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() != 1 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn certificate(&self, id: &str) -> StoreResult<Certificate> {
+        let row = sqlx::query(
+            "SELECT id, order_id, account_id, serial, chain_pem, not_before, not_after, \
+             created_at FROM certificates WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        rows::certificate(&row)
+    }
+}
+
+/// Inserts one authorization and its challenges, numbering the challenges in order.
+async fn insert_authorization(
+    tx: &mut Transaction<'static, Postgres>,
+    authorization: &Authorization,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO authorizations (id, account_id, identifier, expires, created_at, deactivated) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&authorization.id)
+    .bind(&authorization.account_id)
+    .bind(to_json(&authorization.identifier)?)
+    .bind(secs(authorization.expires))
+    .bind(secs(authorization.created_at))
+    .bind(authorization.deactivated)
+    .execute(&mut **tx)
+    .await?;
+    for (index, challenge) in authorization.challenges.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO challenges (id, authorization_id, position, kind, token, status, \
+             validated_at, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&challenge.id)
+        .bind(&authorization.id)
+        .bind(position(index)?)
+        .bind(&challenge.kind)
+        .bind(&challenge.token)
+        .bind(challenge.status.as_str())
+        .bind(opt_secs(challenge.validated_at))
+        .bind(opt_json(challenge.error.as_ref())?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// `NotFound` unless `sql` (a `SELECT 1 … WHERE id = $1`) finds a row: tells "someone else got
+/// there first" (`Ok(false)`) apart from "no such row" after a guarded update changed nothing.
+async fn exists(
+    tx: &mut Transaction<'static, Postgres>,
+    sql: &'static str,
+    id: &str,
+) -> StoreResult<()> {
+    sqlx::query(sql).bind(id).fetch_one(&mut **tx).await?;
+    Ok(())
+}

@@ -1,1 +1,423 @@
 //! SQLite backend (the embedded default).
+//!
+//! One file, WAL journal, durable commits. Write transactions start with `BEGIN IMMEDIATE`:
+//! a deferred transaction that reads first and writes later cannot wait for the write lock
+//! (SQLite returns SQLITE_BUSY at once on the upgrade), while `BEGIN IMMEDIATE` takes the lock
+//! up front and so honours `busy_timeout`; concurrent writers queue instead of failing.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{SqlSafeStr, Sqlite, Transaction};
+use time::OffsetDateTime;
+
+use super::rows::{self, opt_json, opt_secs, secs, to_json};
+use super::{
+    Account, Authorization, Certificate, Challenge, Order, Store, StoreError, StoreResult,
+};
+use crate::acme::{ChallengeStatus, Problem};
+
+/// How long a connection waits for another's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Version, description, SQL. Append only: sqlx refuses to start if an applied migration's
+/// text changed (it keeps a checksum), so a schema change is always a new file.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+)];
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing, unless the URL sets `mode=`) the database file named by
+    /// `url`, e.g. `sqlite:///var/lib/mayfly/mayfly.db?mode=rwc`, and applies migrations.
+    /// `sqlite::memory:` gives a private in-memory database on a single connection.
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let mut options = SqliteConnectOptions::from_str(url)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        if !url.contains("mode=") {
+            options = options.create_if_missing(true);
+        }
+        let pool = if url.contains(":memory:") || url.contains("mode=memory") {
+            // An in-memory database lives only as long as a connection to it, and each
+            // connection would otherwise see its own: keep exactly one, open for good.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(max_connections.max(1))
+        }
+        .connect_with(options)
+        .await?;
+        migrator().run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn migrator() -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|&(version, description, sql)| {
+            Migration::new(
+                version,
+                description.into(),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {
+        let mut tx = self.write().await?;
+        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        let stored: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn redeem_nonce(&self, nonce: &str, expires_at: OffsetDateTime) -> StoreResult<bool> {
+        // The primary key decides: the first insert wins, every later one does nothing.
+        let result = sqlx::query(
+            "INSERT INTO nonces (nonce, expires_at) VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING",
+        )
+        .bind(nonce)
+        .bind(secs(expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn prune_nonces(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let result = sqlx::query("DELETE FROM nonces WHERE expires_at < ?")
+            .bind(secs(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn insert_account(&self, account: &Account) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO accounts (id, key_thumbprint, jwk, contact, status, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&account.id)
+        .bind(&account.key_thumbprint)
+        .bind(to_json(&account.jwk)?)
+        .bind(to_json(&account.contact)?)
+        .bind(account.status.as_str())
+        .bind(secs(account.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn account(&self, id: &str) -> StoreResult<Account> {
+        let row = sqlx::query(
+            "SELECT id, key_thumbprint, jwk, contact, status, created_at \
+             FROM accounts WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        rows::account(&row)
+    }
+
+    async fn account_by_thumbprint(&self, thumbprint: &str) -> StoreResult<Account> {
+        let row = sqlx::query(
+            "SELECT id, key_thumbprint, jwk, contact, status, created_at \
+             FROM accounts WHERE key_thumbprint = ?",
+        )
+        .bind(thumbprint)
+        .fetch_one(&self.pool)
+        .await?;
+        rows::account(&row)
+    }
+
+    async fn insert_order(
+        &self,
+        order: &Order,
+        new_authorizations: &[Authorization],
+    ) -> StoreResult<()> {
+        rows::check_nesting(new_authorizations)?;
+        let mut tx = self.write().await?;
+        for authorization in new_authorizations {
+            insert_authorization(&mut tx, authorization).await?;
+        }
+        sqlx::query(
+            "INSERT INTO orders (id, account_id, identifiers, not_before, not_after, expires, \
+             created_at, processing_since, certificate_id, error) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&order.id)
+        .bind(&order.account_id)
+        .bind(to_json(&order.identifiers)?)
+        .bind(opt_secs(order.not_before))
+        .bind(opt_secs(order.not_after))
+        .bind(secs(order.expires))
+        .bind(secs(order.created_at))
+        .bind(opt_secs(order.processing_since))
+        .bind(&order.certificate_id)
+        .bind(opt_json(order.error.as_ref())?)
+        .execute(&mut *tx)
+        .await?;
+        for (position, authorization_id) in order.authorization_ids.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO order_authorizations (order_id, position, authorization_id) \
+                 VALUES (?, ?, ?)",
+            )
+            .bind(&order.id)
+            .bind(position as i64)
+            .bind(authorization_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn order(&self, id: &str) -> StoreResult<Order> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT id, account_id, identifiers, not_before, not_after, expires, created_at, \
+             processing_since, certificate_id, error FROM orders WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let authorization_ids: Vec<String> = sqlx::query_scalar(
+            "SELECT authorization_id FROM order_authorizations WHERE order_id = ? ORDER BY position",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows::order(&row, authorization_ids)
+    }
+
+    async fn authorization(&self, id: &str) -> StoreResult<Authorization> {
+        let ids = [id.to_owned()];
+        let mut found = self.authorizations(&ids).await?;
+        found.pop().ok_or(StoreError::NotFound)
+    }
+
+    async fn authorizations(&self, ids: &[String]) -> StoreResult<Vec<Authorization>> {
+        // SQLite has no array parameters; json_each turns one JSON array into rows.
+        let ids_json = to_json(ids)?;
+        let mut tx = self.pool.begin().await?;
+        let authorization_rows = sqlx::query(
+            "SELECT id, account_id, identifier, expires, created_at, deactivated \
+             FROM authorizations WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&ids_json)
+        .fetch_all(&mut *tx)
+        .await?;
+        let challenge_rows = sqlx::query(
+            "SELECT id, authorization_id, kind, token, status, validated_at, error \
+             FROM challenges WHERE authorization_id IN (SELECT value FROM json_each(?)) \
+             ORDER BY authorization_id, position",
+        )
+        .bind(&ids_json)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let authorizations = authorization_rows
+            .iter()
+            .map(rows::authorization)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let challenges = challenge_rows
+            .iter()
+            .map(rows::challenge)
+            .collect::<StoreResult<Vec<_>>>()?;
+        rows::with_challenges(ids, authorizations, challenges)
+    }
+
+    async fn challenge(&self, id: &str) -> StoreResult<Challenge> {
+        let row = sqlx::query(
+            "SELECT id, authorization_id, kind, token, status, validated_at, error \
+             FROM challenges WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        rows::challenge(&row)
+    }
+
+    async fn transition_challenge(
+        &self,
+        id: &str,
+        from: ChallengeStatus,
+        to: ChallengeStatus,
+        validated_at: Option<OffsetDateTime>,
+        error: Option<&Problem>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        // Guarded on the old status, so of two racing requests exactly one moves it.
+        let result = sqlx::query(
+            "UPDATE challenges SET status = ?, validated_at = ?, error = ? \
+             WHERE id = ? AND status = ?",
+        )
+        .bind(to.as_str())
+        .bind(opt_secs(validated_at))
+        .bind(opt_json(error)?)
+        .bind(id)
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let moved = result.rows_affected() == 1;
+        if !moved {
+            exists(&mut tx, "SELECT 1 FROM challenges WHERE id = ?", id).await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn begin_finalize(&self, order_id: &str, at: OffsetDateTime) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let result = sqlx::query(
+            "UPDATE orders SET processing_since = ? WHERE id = ? \
+             AND processing_since IS NULL AND certificate_id IS NULL AND error IS NULL",
+        )
+        .bind(secs(at))
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+        let began = result.rows_affected() == 1;
+        if !began {
+            exists(&mut tx, "SELECT 1 FROM orders WHERE id = ?", order_id).await?;
+        }
+        tx.commit().await?;
+        Ok(began)
+    }
+
+    async fn complete_order(&self, certificate: &Certificate) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO certificates (id, order_id, account_id, serial, chain_pem, not_before, \
+             not_after, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&certificate.id)
+        .bind(&certificate.order_id)
+        .bind(&certificate.account_id)
+        .bind(&certificate.serial)
+        .bind(&certificate.chain_pem)
+        .bind(secs(certificate.not_before))
+        .bind(secs(certificate.not_after))
+        .bind(secs(certificate.created_at))
+        .execute(&mut *tx)
+        .await?;
+        let result = sqlx::query(
+            "UPDATE orders SET certificate_id = ? \
+             WHERE id = ? AND certificate_id IS NULL AND error IS NULL",
+        )
+        .bind(&certificate.id)
+        .bind(&certificate.order_id)
+        .execute(&mut *tx)
+        .await?;
+        if result.rows_affected() != 1 {
+            // Dropping `tx` rolls the certificate back.
+            return Err(StoreError::Conflict(rows::ORDER_DONE.to_owned()));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fail_order(&self, order_id: &str, error: &Problem) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE orders SET error = ? WHERE id = ?")
+            .bind(to_json(error)?)
+            .bind(order_id)
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() != 1 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn certificate(&self, id: &str) -> StoreResult<Certificate> {
+        let row = sqlx::query(
+            "SELECT id, order_id, account_id, serial, chain_pem, not_before, not_after, \
+             created_at FROM certificates WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        rows::certificate(&row)
+    }
+}
+
+/// Inserts one authorization and its challenges, numbering the challenges in order.
+async fn insert_authorization(
+    tx: &mut Transaction<'static, Sqlite>,
+    authorization: &Authorization,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO authorizations (id, account_id, identifier, expires, created_at, deactivated) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&authorization.id)
+    .bind(&authorization.account_id)
+    .bind(to_json(&authorization.identifier)?)
+    .bind(secs(authorization.expires))
+    .bind(secs(authorization.created_at))
+    .bind(authorization.deactivated)
+    .execute(&mut **tx)
+    .await?;
+    for (position, challenge) in authorization.challenges.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO challenges (id, authorization_id, position, kind, token, status, \
+             validated_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&challenge.id)
+        .bind(&authorization.id)
+        .bind(position as i64)
+        .bind(&challenge.kind)
+        .bind(&challenge.token)
+        .bind(challenge.status.as_str())
+        .bind(opt_secs(challenge.validated_at))
+        .bind(opt_json(challenge.error.as_ref())?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// `NotFound` unless `sql` (a `SELECT 1 … WHERE id = ?`) finds a row: tells "someone else got
+/// there first" (`Ok(false)`) apart from "no such row" after a guarded update changed nothing.
+async fn exists(
+    tx: &mut Transaction<'static, Sqlite>,
+    sql: &'static str,
+    id: &str,
+) -> StoreResult<()> {
+    sqlx::query(sql).bind(id).fetch_one(&mut **tx).await?;
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! Row decoding, value encoding and error normalisation shared by the SQLite and PostgreSQL
+//! backends. Both store the same column types (TEXT, 64-bit integers, booleans), so one
+//! decoder per model serves both.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::error::DatabaseError;
+use sqlx::{ColumnIndex, Decode, Row, Type};
+use time::OffsetDateTime;
+
+use super::{Account, Authorization, Certificate, Challenge, Order, StoreError, StoreResult};
+use crate::acme::{AccountStatus, ChallengeStatus};
+
+/// An error of ours (bad stored data, bad configuration) as `StoreError::Other`.
+pub(crate) fn other(message: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::Other(message.into())
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(conflict_key(&*db))
+            }
+            // Only inserts reference other rows, so a broken reference means the row it
+            // names (an account, an order, an authorization) does not exist.
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+            e => StoreError::Other(Box::new(e)),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Other(Box::new(e))
+    }
+}
+
+/// Names the violated key as `table.column`. SQLite says "UNIQUE constraint failed:
+/// accounts.key_thumbprint"; PostgreSQL gives the constraint name, and the PostgreSQL
+/// migrations name every unique constraint in that same `table.column` form.
+fn conflict_key(db: &dyn DatabaseError) -> String {
+    if let Some(constraint) = db.constraint() {
+        return constraint.to_owned();
+    }
+    let message = db.message();
+    message
+        .strip_prefix("UNIQUE constraint failed: ")
+        .unwrap_or(message)
+        .to_owned()
+}
+
+/// The key `complete_order` reports as conflicting when the order already has a certificate
+/// or an error: an order is completed at most once.
+pub(crate) const ORDER_DONE: &str = "orders.certificate_id";
+
+/// Typed column access, so the decoders below work on rows of either backend.
+pub(crate) trait Columns {
+    fn text(&self, column: &str) -> StoreResult<String>;
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>>;
+    fn int(&self, column: &str) -> StoreResult<i64>;
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>>;
+    fn flag(&self, column: &str) -> StoreResult<bool>;
+}
+
+impl<R> Columns for R
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn text(&self, column: &str) -> StoreResult<String> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        Ok(self.try_get(column)?)
+    }
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+/// Times are stored as whole Unix seconds; sub-second precision is dropped.
+pub(crate) fn secs(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+pub(crate) fn opt_secs(t: Option<OffsetDateTime>) -> Option<i64> {
+    t.map(secs)
+}
+
+fn time(secs: i64) -> StoreResult<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(secs).map_err(other)
+}
+
+fn opt_time(secs: Option<i64>) -> StoreResult<Option<OffsetDateTime>> {
+    secs.map(time).transpose()
+}
+
+pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(other)
+}
+
+pub(crate) fn opt_json<T: Serialize>(value: Option<&T>) -> StoreResult<Option<String>> {
+    value.map(to_json).transpose()
+}
+
+fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| other(format!("stored {column} is not valid: {e}")))
+}
+
+fn from_opt_json<T: DeserializeOwned>(
+    column: &str,
+    text: Option<String>,
+) -> StoreResult<Option<T>> {
+    text.map(|t| from_json(column, &t)).transpose()
+}
+
+pub(crate) fn account(row: &impl Columns) -> StoreResult<Account> {
+    let status = row.text("status")?;
+    Ok(Account {
+        id: row.text("id")?,
+        key_thumbprint: row.text("key_thumbprint")?,
+        jwk: from_json("accounts.jwk", &row.text("jwk")?)?,
+        contact: from_json("accounts.contact", &row.text("contact")?)?,
+        status: AccountStatus::parse(&status)
+            .ok_or_else(|| other(format!("unknown account status {status:?}")))?,
+        created_at: time(row.int("created_at")?)?,
+    })
+}
+
+/// An order row; `authorization_ids` come from the join table, in position order.
+pub(crate) fn order(row: &impl Columns, authorization_ids: Vec<String>) -> StoreResult<Order> {
+    Ok(Order {
+        id: row.text("id")?,
+        account_id: row.text("account_id")?,
+        identifiers: from_json("orders.identifiers", &row.text("identifiers")?)?,
+        authorization_ids,
+        not_before: opt_time(row.opt_int("not_before")?)?,
+        not_after: opt_time(row.opt_int("not_after")?)?,
+        expires: time(row.int("expires")?)?,
+        created_at: time(row.int("created_at")?)?,
+        processing_since: opt_time(row.opt_int("processing_since")?)?,
+        certificate_id: row.opt_text("certificate_id")?,
+        error: from_opt_json("orders.error", row.opt_text("error")?)?,
+    })
+}
+
+/// An authorization row, without its challenges (see [`with_challenges`]).
+pub(crate) fn authorization(row: &impl Columns) -> StoreResult<Authorization> {
+    Ok(Authorization {
+        id: row.text("id")?,
+        account_id: row.text("account_id")?,
+        identifier: from_json("authorizations.identifier", &row.text("identifier")?)?,
+        expires: time(row.int("expires")?)?,
+        created_at: time(row.int("created_at")?)?,
+        deactivated: row.flag("deactivated")?,
+        challenges: Vec::new(),
+    })
+}
+
+pub(crate) fn challenge(row: &impl Columns) -> StoreResult<Challenge> {
+    let status = row.text("status")?;
+    Ok(Challenge {
+        id: row.text("id")?,
+        authorization_id: row.text("authorization_id")?,
+        kind: row.text("kind")?,
+        token: row.text("token")?,
+        status: ChallengeStatus::parse(&status)
+            .ok_or_else(|| other(format!("unknown challenge status {status:?}")))?,
+        validated_at: opt_time(row.opt_int("validated_at")?)?,
+        error: from_opt_json("challenges.error", row.opt_text("error")?)?,
+    })
+}
+
+pub(crate) fn certificate(row: &impl Columns) -> StoreResult<Certificate> {
+    Ok(Certificate {
+        id: row.text("id")?,
+        order_id: row.text("order_id")?,
+        account_id: row.text("account_id")?,
+        serial: row.text("serial")?,
+        chain_pem: row.text("chain_pem")?,
+        not_before: time(row.int("not_before")?)?,
+        not_after: time(row.int("not_after")?)?,
+        created_at: time(row.int("created_at")?)?,
+    })
+}
+
+/// Gives each authorization its challenges and returns them in the order of `ids`.
+/// `challenges` must already be in insertion (position) order. `NotFound` if an id is missing.
+pub(crate) fn with_challenges(
+    ids: &[String],
+    authorizations: Vec<Authorization>,
+    challenges: Vec<Challenge>,
+) -> StoreResult<Vec<Authorization>> {
+    let mut by_id: HashMap<String, Authorization> = authorizations
+        .into_iter()
+        .map(|a| (a.id.clone(), a))
+        .collect();
+    for challenge in challenges {
+        if let Some(authorization) = by_id.get_mut(&challenge.authorization_id) {
+            authorization.challenges.push(challenge);
+        }
+    }
+    ids.iter()
+        .map(|id| by_id.get(id).cloned().ok_or(StoreError::NotFound))
+        .collect()
+}
+
+/// Checks that every challenge names the authorization it is nested in, before anything is
+/// written: storing it under another id would silently move it.
+pub(crate) fn check_nesting(authorizations: &[Authorization]) -> StoreResult<()> {
+    for authorization in authorizations {
+        for challenge in &authorization.challenges {
+            if challenge.authorization_id != authorization.id {
+                return Err(other(format!(
+                    "challenge {} names authorization {} but is nested in {}",
+                    challenge.id, challenge.authorization_id, authorization.id
+                )));
+            }
+        }
+    }
+    Ok(())
+}

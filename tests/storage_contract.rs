@@ -1,0 +1,731 @@
+//! The storage contract: one suite of checks, run against SQLite (a temporary file) and against
+//! PostgreSQL (a fresh schema per test) when `MAYFLY_TEST_POSTGRES_URL` is set.
+//!
+//! Each check is an `async fn(Arc<dyn Store>)`; the `contract!` macro at the bottom turns it
+//! into one `#[tokio::test]` per backend.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use mayfly::acme::{AccountStatus, ChallengeStatus, Identifier, Problem, ProblemType};
+use mayfly::storage::postgres::PostgresStore;
+use mayfly::storage::sqlite::SqliteStore;
+use mayfly::storage::{Account, Authorization, Certificate, Challenge, Order, Store, StoreError};
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio::task::JoinSet;
+
+const POSTGRES_URL_VAR: &str = "MAYFLY_TEST_POSTGRES_URL";
+/// How many tasks race in the concurrency checks.
+const RACERS: usize = 16;
+const POOL_SIZE: u32 = 8;
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+fn at(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs).unwrap()
+}
+
+const T0: i64 = 1_800_000_000;
+
+fn account(n: u32) -> Account {
+    Account {
+        id: format!("acct-{n}"),
+        key_thumbprint: format!("thumb-{n}"),
+        jwk: json!({"kty": "EC", "crv": "P-256", "x": format!("x{n}"), "y": "y"}),
+        contact: vec![
+            format!("mailto:admin{n}@example.com"),
+            "mailto:ops@example.com".into(),
+        ],
+        status: AccountStatus::Valid,
+        created_at: at(T0),
+    }
+}
+
+fn dns(name: &str) -> Identifier {
+    Identifier::parse("dns", name).unwrap()
+}
+
+fn problem(detail: &str) -> Problem {
+    let mut p = Problem::new(ProblemType::Compound, detail).with_identifier(dns("www.example.com"));
+    p.subproblems
+        .push(Problem::new(ProblemType::Dns, "NXDOMAIN").with_identifier(dns("example.com")));
+    p
+}
+
+fn challenge(authz: &str, n: u32, kind: &str) -> Challenge {
+    Challenge {
+        id: format!("{authz}-chall-{n}"),
+        authorization_id: authz.to_owned(),
+        kind: kind.to_owned(),
+        token: format!("token-{authz}-{n}-AAAAAAAAAAAAAAAAAAAAAA"),
+        status: ChallengeStatus::Pending,
+        validated_at: None,
+        error: None,
+    }
+}
+
+fn authorization(id: &str, account_id: &str, identifier: Identifier) -> Authorization {
+    // Deliberately not in alphabetical order, to check that insertion order is kept.
+    let mut challenges = vec![
+        challenge(id, 3, "tls-alpn-01"),
+        challenge(id, 1, "http-01"),
+        challenge(id, 2, "dns-01"),
+    ];
+    challenges[1].status = ChallengeStatus::Invalid;
+    challenges[1].validated_at = Some(at(T0 + 5));
+    challenges[1].error = Some(problem("connection refused"));
+    Authorization {
+        id: id.to_owned(),
+        account_id: account_id.to_owned(),
+        identifier,
+        expires: at(T0 + 86_400),
+        created_at: at(T0),
+        deactivated: false,
+        challenges,
+    }
+}
+
+/// An order for `account_id` with two new authorizations, `<id>-authz-b` then `<id>-authz-a`.
+fn order(id: &str, account_id: &str) -> (Order, Vec<Authorization>) {
+    let b = authorization(&format!("{id}-authz-b"), account_id, dns("www.example.com"));
+    let mut a = authorization(
+        &format!("{id}-authz-a"),
+        account_id,
+        Identifier::parse("ip", "2001:db8::1").unwrap(),
+    );
+    a.deactivated = true;
+    let order = Order {
+        id: id.to_owned(),
+        account_id: account_id.to_owned(),
+        identifiers: vec![b.identifier.clone(), a.identifier.clone()],
+        authorization_ids: vec![b.id.clone(), a.id.clone()],
+        not_before: Some(at(T0)),
+        not_after: None,
+        expires: at(T0 + 7 * 86_400),
+        created_at: at(T0),
+        processing_since: None,
+        certificate_id: None,
+        error: None,
+    };
+    (order, vec![b, a])
+}
+
+fn certificate(id: &str, order: &Order, serial: &str) -> Certificate {
+    Certificate {
+        id: id.to_owned(),
+        order_id: order.id.clone(),
+        account_id: order.account_id.clone(),
+        serial: serial.to_owned(),
+        chain_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
+        not_before: at(T0),
+        not_after: at(T0 + 86_400),
+        created_at: at(T0 + 1),
+    }
+}
+
+/// Stores an account and an order with its authorizations; returns the order.
+async fn seed(store: &dyn Store, order_id: &str) -> (Order, Vec<Authorization>) {
+    let acct = account(1);
+    match store.insert_account(&acct).await {
+        Ok(()) | Err(StoreError::Conflict(_)) => {}
+        Err(e) => panic!("insert_account: {e}"),
+    }
+    let (order, authzs) = order(order_id, &acct.id);
+    store.insert_order(&order, &authzs).await.unwrap();
+    (order, authzs)
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    assert!(
+        matches!(result, Err(StoreError::NotFound)),
+        "expected NotFound, got {result:?}"
+    );
+}
+
+fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, key: &str) {
+    match result {
+        Err(StoreError::Conflict(k)) => assert_eq!(k, key),
+        other => panic!("expected Conflict({key}), got {other:?}"),
+    }
+}
+
+/// Runs `RACERS` copies of `race` at once; returns how many reported `true`.
+async fn race<F, Fut>(store: &Arc<dyn Store>, attempt: F) -> usize
+where
+    F: Fn(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = Result<bool, StoreError>> + Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    for _ in 0..RACERS {
+        tasks.spawn(attempt(store.clone()));
+    }
+    let mut winners = 0;
+    while let Some(joined) = tasks.join_next().await {
+        if joined.unwrap().unwrap() {
+            winners += 1;
+        }
+    }
+    winners
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contract
+
+async fn accounts(store: Arc<dyn Store>) {
+    let acct = account(1);
+    store.insert_account(&acct).await.unwrap();
+    assert_eq!(store.account(&acct.id).await.unwrap(), acct);
+    assert_eq!(
+        store
+            .account_by_thumbprint(&acct.key_thumbprint)
+            .await
+            .unwrap(),
+        acct
+    );
+    assert_not_found(store.account("acct-missing").await);
+    assert_not_found(store.account_by_thumbprint("thumb-missing").await);
+
+    let same_key = Account {
+        id: "acct-other".into(),
+        ..acct.clone()
+    };
+    assert_conflict(
+        store.insert_account(&same_key).await,
+        "accounts.key_thumbprint",
+    );
+    let same_id = Account {
+        key_thumbprint: "thumb-other".into(),
+        ..acct.clone()
+    };
+    assert_conflict(store.insert_account(&same_id).await, "accounts.id");
+
+    let deactivated = Account {
+        status: AccountStatus::Deactivated,
+        contact: vec![],
+        ..account(2)
+    };
+    store.insert_account(&deactivated).await.unwrap();
+    assert_eq!(store.account(&deactivated.id).await.unwrap(), deactivated);
+}
+
+async fn order_round_trip(store: Arc<dyn Store>) {
+    let (order, authzs) = seed(&*store, "order-1").await;
+    assert_eq!(store.order(&order.id).await.unwrap(), order);
+    for authz in &authzs {
+        assert_eq!(store.authorization(&authz.id).await.unwrap(), *authz);
+        for chall in &authz.challenges {
+            assert_eq!(store.challenge(&chall.id).await.unwrap(), *chall);
+        }
+    }
+    // In the order asked for, not in storage or id order.
+    let (b, a) = (authzs[0].clone(), authzs[1].clone());
+    let ids = vec![a.id.clone(), b.id.clone()];
+    assert_eq!(
+        store.authorizations(&ids).await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    let ids = vec![b.id.clone(), a.id.clone()];
+    assert_eq!(
+        store.authorizations(&ids).await.unwrap(),
+        vec![b.clone(), a.clone()]
+    );
+    assert_eq!(store.authorizations(&[]).await.unwrap(), vec![]);
+    assert_not_found(
+        store
+            .authorizations(&[a.id.clone(), "authz-missing".into()])
+            .await,
+    );
+
+    assert_not_found(store.order("order-missing").await);
+    assert_not_found(store.authorization("authz-missing").await);
+    assert_not_found(store.challenge("chall-missing").await);
+}
+
+async fn orders_reuse_authorizations(store: Arc<dyn Store>) {
+    let (first, authzs) = seed(&*store, "order-1").await;
+    // A second order for the same names, reusing the first order's authorizations.
+    let second = Order {
+        id: "order-2".into(),
+        authorization_ids: vec![authzs[1].id.clone(), authzs[0].id.clone()],
+        identifiers: vec![authzs[1].identifier.clone(), authzs[0].identifier.clone()],
+        ..first.clone()
+    };
+    store.insert_order(&second, &[]).await.unwrap();
+    assert_eq!(store.order(&second.id).await.unwrap(), second);
+    assert_eq!(store.order(&first.id).await.unwrap(), first);
+
+    assert_conflict(store.insert_order(&second, &[]).await, "orders.id");
+    let dangling = Order {
+        id: "order-3".into(),
+        authorization_ids: vec!["authz-missing".into()],
+        ..first.clone()
+    };
+    assert_not_found(store.insert_order(&dangling, &[]).await);
+    let no_account = Order {
+        id: "order-4".into(),
+        account_id: "acct-missing".into(),
+        ..first
+    };
+    assert_not_found(store.insert_order(&no_account, &[]).await);
+}
+
+async fn insert_order_is_one_transaction(store: Arc<dyn Store>) {
+    let acct = account(1);
+    store.insert_account(&acct).await.unwrap();
+    let (order, mut authzs) = order("order-1", &acct.id);
+    // The second authorization reuses a challenge id of the first: the last insert fails.
+    let stolen = authzs[0].challenges[0].id.clone();
+    authzs[1].challenges[2].id = stolen;
+    assert_conflict(store.insert_order(&order, &authzs).await, "challenges.id");
+    assert_not_found(store.order(&order.id).await);
+    assert_not_found(store.authorization(&authzs[0].id).await);
+    assert_not_found(store.challenge(&authzs[0].challenges[1].id).await);
+
+    // A challenge nested under the wrong authorization is refused before anything is written.
+    let (order, mut authzs) = self::order("order-2", &acct.id);
+    authzs[0].challenges[0].authorization_id = authzs[1].id.clone();
+    let refused = store.insert_order(&order, &authzs).await;
+    assert!(matches!(refused, Err(StoreError::Other(_))), "{refused:?}");
+    assert_not_found(store.order(&order.id).await);
+}
+
+async fn transition_challenge_once(store: Arc<dyn Store>) {
+    let (_, authzs) = seed(&*store, "order-1").await;
+    let chall = authzs[0].challenges[0].clone();
+    let (pending, processing, valid) = (
+        ChallengeStatus::Pending,
+        ChallengeStatus::Processing,
+        ChallengeStatus::Valid,
+    );
+
+    assert!(
+        store
+            .transition_challenge(&chall.id, pending, processing, None, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .transition_challenge(&chall.id, pending, processing, None, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.challenge(&chall.id).await.unwrap().status, processing);
+
+    let when = Some(at(T0 + 60));
+    assert!(
+        store
+            .transition_challenge(&chall.id, processing, valid, when, None)
+            .await
+            .unwrap()
+    );
+    let stored = store.challenge(&chall.id).await.unwrap();
+    assert_eq!(
+        stored,
+        Challenge {
+            status: valid,
+            validated_at: when,
+            ..chall.clone()
+        }
+    );
+
+    // A failed validation keeps its problem document.
+    let other = authzs[0].challenges[2].clone();
+    let why = problem("timeout");
+    let invalid = ChallengeStatus::Invalid;
+    assert!(
+        store
+            .transition_challenge(&other.id, pending, invalid, None, Some(&why))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.challenge(&other.id).await.unwrap().error, Some(why));
+    // The authorization reads back with the new states, in the same order.
+    let authz = store.authorization(&authzs[0].id).await.unwrap();
+    let statuses: Vec<_> = authz.challenges.iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [valid, ChallengeStatus::Invalid, invalid]);
+
+    assert_not_found(
+        store
+            .transition_challenge("chall-missing", pending, valid, None, None)
+            .await,
+    );
+}
+
+async fn transition_challenge_race(store: Arc<dyn Store>) {
+    let (_, authzs) = seed(&*store, "order-1").await;
+    let id = authzs[1].challenges[0].id.clone();
+    let winners = race(&store, |store| {
+        let id = id.clone();
+        async move {
+            let (from, to) = (ChallengeStatus::Pending, ChallengeStatus::Processing);
+            store.transition_challenge(&id, from, to, None, None).await
+        }
+    })
+    .await;
+    assert_eq!(winners, 1);
+    assert_eq!(
+        store.challenge(&id).await.unwrap().status,
+        ChallengeStatus::Processing
+    );
+}
+
+async fn begin_finalize_once(store: Arc<dyn Store>) {
+    let (order, _) = seed(&*store, "order-1").await;
+    assert!(store.begin_finalize(&order.id, at(T0 + 10)).await.unwrap());
+    assert!(!store.begin_finalize(&order.id, at(T0 + 20)).await.unwrap());
+    let stored = store.order(&order.id).await.unwrap();
+    assert_eq!(stored.processing_since, Some(at(T0 + 10)));
+    assert_not_found(store.begin_finalize("order-missing", at(T0)).await);
+
+    let (racy, _) = seed(&*store, "order-2").await;
+    let winners = race(&store, |store| {
+        let id = racy.id.clone();
+        async move { store.begin_finalize(&id, at(T0 + 30)).await }
+    })
+    .await;
+    assert_eq!(winners, 1);
+}
+
+async fn complete_order(store: Arc<dyn Store>) {
+    let (order, _) = seed(&*store, "order-1").await;
+    assert!(store.begin_finalize(&order.id, at(T0 + 10)).await.unwrap());
+    let cert = certificate("cert-1", &order, "0a1b2c");
+    store.complete_order(&cert).await.unwrap();
+
+    let stored = store.order(&order.id).await.unwrap();
+    assert_eq!(stored.certificate_id.as_deref(), Some("cert-1"));
+    assert_eq!(store.certificate(&cert.id).await.unwrap(), cert);
+    assert!(!store.begin_finalize(&order.id, at(T0 + 20)).await.unwrap());
+    assert_not_found(store.certificate("cert-missing").await);
+
+    // An order gets one certificate; a second one is refused and not stored.
+    let again = certificate("cert-2", &order, "0a1b2d");
+    assert_conflict(store.complete_order(&again).await, "orders.certificate_id");
+    assert_not_found(store.certificate(&again.id).await);
+    assert_eq!(
+        store.order(&order.id).await.unwrap().certificate_id,
+        Some(cert.id.clone())
+    );
+
+    // Serials are unique across orders.
+    let (other, _) = seed(&*store, "order-2").await;
+    let same_serial = certificate("cert-3", &other, &cert.serial);
+    assert_conflict(
+        store.complete_order(&same_serial).await,
+        "certificates.serial",
+    );
+    assert_eq!(store.order(&other.id).await.unwrap().certificate_id, None);
+
+    let orphan = Certificate {
+        order_id: "order-missing".into(),
+        ..certificate("c4", &other, "ff")
+    };
+    assert_not_found(store.complete_order(&orphan).await);
+}
+
+async fn fail_order(store: Arc<dyn Store>) {
+    let (order, _) = seed(&*store, "order-1").await;
+    let why = Problem::new(ProblemType::ServerInternal, "signing failed");
+    store.fail_order(&order.id, &why).await.unwrap();
+    let stored = store.order(&order.id).await.unwrap();
+    assert_eq!(
+        stored,
+        Order {
+            error: Some(why.clone()),
+            ..order.clone()
+        }
+    );
+    assert!(!store.begin_finalize(&order.id, at(T0)).await.unwrap());
+    assert_not_found(store.fail_order("order-missing", &why).await);
+}
+
+async fn nonces(store: Arc<dyn Store>) {
+    assert!(store.redeem_nonce("nonce-1", at(T0 + 60)).await.unwrap());
+    assert!(!store.redeem_nonce("nonce-1", at(T0 + 60)).await.unwrap());
+
+    let winners = race(&store, |store| async move {
+        store.redeem_nonce("nonce-raced", at(T0 + 60)).await
+    })
+    .await;
+    assert_eq!(winners, 1);
+
+    assert!(store.redeem_nonce("nonce-old", at(T0 - 1)).await.unwrap());
+    assert!(store.redeem_nonce("nonce-edge", at(T0)).await.unwrap());
+    // Expired strictly before `now`: only nonce-old goes.
+    assert_eq!(store.prune_nonces(at(T0)).await.unwrap(), 1);
+    assert!(
+        store.redeem_nonce("nonce-old", at(T0 - 1)).await.unwrap(),
+        "it was pruned"
+    );
+    assert!(
+        !store.redeem_nonce("nonce-edge", at(T0)).await.unwrap(),
+        "it was kept"
+    );
+    assert!(
+        !store.redeem_nonce("nonce-1", at(T0)).await.unwrap(),
+        "it was kept"
+    );
+    assert_eq!(store.prune_nonces(at(T0 + 61)).await.unwrap(), 4);
+    assert_eq!(store.prune_nonces(at(T0 + 61)).await.unwrap(), 0);
+}
+
+async fn settings(store: Arc<dyn Store>) {
+    assert_eq!(
+        store.setting_or_insert("nonce_key", "first").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store
+            .setting_or_insert("nonce_key", "second")
+            .await
+            .unwrap(),
+        "first"
+    );
+    assert_eq!(store.setting_or_insert("other", "x").await.unwrap(), "x");
+
+    // Replicas starting together agree on one value.
+    let mut tasks = JoinSet::new();
+    for n in 0..RACERS {
+        let store = store.clone();
+        tasks.spawn(async move { store.setting_or_insert("raced", &format!("v{n}")).await });
+    }
+    let mut seen = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        seen.push(joined.unwrap().unwrap());
+    }
+    seen.dedup();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backends
+
+/// A store on a fresh database, and what it takes to open it again and to clean up.
+trait Backend: Sized {
+    async fn new() -> Option<Self>;
+    fn store(&self) -> Arc<dyn Store>;
+    /// Opens a second store on the same database (migrations run again).
+    async fn reopen(&self) -> Arc<dyn Store>;
+    async fn finish(self);
+}
+
+struct Sqlite {
+    dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+}
+
+impl Sqlite {
+    fn url(dir: &tempfile::TempDir) -> String {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("mayfly.db").display()
+        )
+    }
+}
+
+impl Backend for Sqlite {
+    async fn new() -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::connect(&Self::url(&dir), POOL_SIZE)
+            .await
+            .unwrap();
+        Some(Self {
+            dir,
+            store: Arc::new(store),
+        })
+    }
+    fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+    async fn reopen(&self) -> Arc<dyn Store> {
+        mayfly::storage::connect(&Self::url(&self.dir), POOL_SIZE)
+            .await
+            .unwrap()
+    }
+    async fn finish(self) {}
+}
+
+struct Postgres {
+    url: String,
+    schema: String,
+    store: Arc<dyn Store>,
+}
+
+impl Backend for Postgres {
+    async fn new() -> Option<Self> {
+        let Ok(url) = std::env::var(POSTGRES_URL_VAR) else {
+            println!("skipped: {POSTGRES_URL_VAR} not set");
+            return None;
+        };
+        let schema = unique_schema();
+        let store = PostgresStore::connect_in_schema(&url, &schema, POOL_SIZE)
+            .await
+            .unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR} is set but unusable: {e}"));
+        Some(Self {
+            url,
+            schema,
+            store: Arc::new(store),
+        })
+    }
+    fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+    /// Goes through `storage::connect`, with the schema chosen by the URL's `options`.
+    async fn reopen(&self) -> Arc<dyn Store> {
+        let separator = if self.url.contains('?') { '&' } else { '?' };
+        let url = format!(
+            "{}{separator}options=-c%20search_path%3D{}",
+            self.url, self.schema
+        );
+        mayfly::storage::connect(&url, POOL_SIZE).await.unwrap()
+    }
+    async fn finish(self) {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+        let drop = format!("DROP SCHEMA \"{}\" CASCADE", self.schema);
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+/// Unique per process (nextest runs each test in its own) and per call.
+fn unique_schema() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "mayfly_test_{}_{}_{n}",
+        std::process::id(),
+        nanos % 1_000_000_000_000
+    )
+}
+
+/// Runs `check` on a fresh store of backend `B`, then cleans up, even if the check panicked.
+async fn run<B, F, Fut>(check: F)
+where
+    B: Backend,
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(backend) = B::new().await else {
+        return;
+    };
+    let outcome = tokio::spawn(check(backend.store())).await;
+    backend.finish().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// Data survives closing and reopening the store, and migrations run twice without harm.
+async fn reopen<B: Backend>() {
+    let Some(backend) = B::new().await else {
+        return;
+    };
+    let (order, _) = seed(&*backend.store(), "order-1").await;
+    let again = backend.reopen().await;
+    assert_eq!(again.order(&order.id).await.unwrap(), order);
+    backend.finish().await;
+}
+
+macro_rules! contract {
+    ($($check:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Sqlite, _, _>(super::$check).await;
+                }
+            )+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn reopen() {
+                super::reopen::<super::Sqlite>().await;
+            }
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Postgres, _, _>(super::$check).await;
+                }
+            )+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn reopen() {
+                super::reopen::<super::Postgres>().await;
+            }
+        }
+    };
+}
+
+contract!(
+    accounts,
+    order_round_trip,
+    orders_reuse_authorizations,
+    insert_order_is_one_transaction,
+    transition_challenge_once,
+    transition_challenge_race,
+    begin_finalize_once,
+    complete_order,
+    fail_order,
+    nonces,
+    settings,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Backend-specific
+
+#[tokio::test]
+async fn connect_rejects_unknown_schemes() {
+    let Err(e) = mayfly::storage::connect("mysql://user:secret@db/mayfly", 1).await else {
+        panic!("a mysql URL was accepted");
+    };
+    let text = e.to_string();
+    assert!(matches!(e, StoreError::Other(_)));
+    assert!(text.contains("database.url"), "{text}");
+    assert!(!text.contains("secret"), "the password leaked: {text}");
+}
+
+/// `sqlite::memory:` (handy in other tests) keeps its tables and rows across calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_in_memory() {
+    let store = mayfly::storage::connect("sqlite::memory:", POOL_SIZE)
+        .await
+        .unwrap();
+    let (order, _) = seed(&*store, "order-1").await;
+    let winners = race(&store, |store| async move {
+        store.redeem_nonce("n", at(T0)).await
+    })
+    .await;
+    assert_eq!(winners, 1);
+    assert_eq!(store.order(&order.id).await.unwrap(), order);
+}
+
+/// Two replicas starting at the same moment on an empty schema both come up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_replicas_migrate_concurrently() {
+    let Ok(url) = std::env::var(POSTGRES_URL_VAR) else {
+        println!("skipped: {POSTGRES_URL_VAR} not set");
+        return;
+    };
+    let schema = unique_schema();
+    let (a, b) = tokio::join!(
+        PostgresStore::connect_in_schema(&url, &schema, 2),
+        PostgresStore::connect_in_schema(&url, &schema, 2),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    a.insert_account(&account(1)).await.unwrap();
+    assert_eq!(b.account(&account(1).id).await.unwrap(), account(1));
+    let backend = Postgres {
+        url,
+        schema,
+        store: Arc::new(a),
+    };
+    backend.finish().await;
+}
