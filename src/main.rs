@@ -19,6 +19,7 @@ fn main() -> ExitCode {
             EnvFilter::try_from_env("MAYFLY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // One crypto provider, installed explicitly (CRATES.md): aws-lc-rs.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

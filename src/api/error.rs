@@ -8,11 +8,11 @@ use crate::authority::Error;
 
 /// A problem on its way to the client.
 #[derive(Debug)]
-pub struct ApiError(pub Problem);
+pub struct ApiError(pub Box<Problem>);
 
 impl From<Problem> for ApiError {
     fn from(p: Problem) -> Self {
-        ApiError(p)
+        ApiError(Box::new(p))
     }
 }
 
@@ -27,7 +27,7 @@ impl From<Error> for ApiError {
                 tracing::error!(request_error_id = %id, error = %internal, "internal error");
                 let mut p = Problem::internal();
                 p.detail = format!("{} (error id {id})", p.detail);
-                ApiError(p)
+                ApiError(Box::new(p))
             }
         }
     }
@@ -35,7 +35,7 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let problem = self.0;
+        let problem = *self.0;
         let status =
             StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();

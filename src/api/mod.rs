@@ -77,7 +77,7 @@ async fn acme_headers(State(state): State<AppState>, req: Request, next: Next) -
 }
 
 async fn method_not_allowed(method: Method) -> Response {
-    let mut response = ApiError(
+    let mut response = ApiError::from(
         Problem::malformed(format!("method {method} is not allowed here")).with_status(405),
     )
     .into_response();
@@ -88,7 +88,7 @@ async fn method_not_allowed(method: Method) -> Response {
 }
 
 async fn not_found() -> ApiError {
-    ApiError(Problem::not_found("no such resource"))
+    ApiError::from(Problem::not_found("no such resource"))
 }
 
 /// A JSON response with an optional `Location`.

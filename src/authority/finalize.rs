@@ -6,13 +6,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::acme::{Identifier, OrderStatus, Problem, ProblemType};
-use crate::issuer::IssuanceRequest;
 use crate::issuer::csr::{CsrError, ParsedCsr};
+use crate::issuer::{IssuanceRequest, IssuerError};
 use crate::jose::{JoseError, Jwk};
 use crate::storage::{Account, Certificate, StoreError};
 
 use super::order::OrderView;
-use super::{Authority, Result, found, random_id};
+use super::{Authority, Error, Result, found, random_id};
 
 impl Authority {
     pub async fn finalize(
@@ -31,6 +31,18 @@ impl Authority {
         }
         let csr = self.check_csr(&view, csr_b64).await?;
         let now = self.now();
+        let request = IssuanceRequest {
+            csr_der: csr.der,
+            identifiers: view.order.identifiers.clone(),
+            not_before: now - self.settings.backdate,
+            not_after: now + self.settings.certificate_lifetime,
+        };
+        // Prepared before the order moves to processing, so a request the issuer refuses
+        // leaves the order ready for a corrected CSR.
+        let token = self.issuer.prepare(request).map_err(|e| match e {
+            IssuerError::Request(why) => Error::from(Problem::bad_csr(why)),
+            other => Error::Issuer(other),
+        })?;
         if !self.store.begin_finalize(&view.order.id, now).await? {
             return Err(Problem::new(
                 ProblemType::OrderNotReady,
@@ -38,17 +50,7 @@ impl Authority {
             )
             .into());
         }
-        let request = IssuanceRequest {
-            csr_der: csr.der,
-            identifiers: view.order.identifiers.clone(),
-            not_before: now - self.settings.backdate,
-            not_after: now + self.settings.certificate_lifetime,
-        };
-        let issued = match self
-            .issuer
-            .prepare(request)
-            .and_then(|t| self.issuer.issue(t))
-        {
+        let issued = match self.issuer.issue(token) {
             Ok(issued) => issued,
             Err(e) => {
                 tracing::error!(order = %view.order.id, error = %e, "issuance failed");

@@ -24,12 +24,19 @@ use crate::validation::Validator;
 /// generic 500 at the API's single conversion point (ARCHITECTURE decision 5).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Boxed: a problem is large and errors travel on every `Result`.
     #[error(transparent)]
-    Problem(#[from] Problem),
+    Problem(Box<Problem>),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error("issuer: {0}")]
     Issuer(#[from] IssuerError),
+}
+
+impl From<Problem> for Error {
+    fn from(p: Problem) -> Self {
+        Error::Problem(Box::new(p))
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -169,10 +169,6 @@ pub(crate) fn init(
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a test should fail loudly on any unexpected error"
-)]
 mod tests {
     use super::*;
 

@@ -141,10 +141,6 @@ fn identifier(name: &GeneralName<'_>) -> Result<Identifier, CsrError> {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a test should fail loudly on any unexpected error"
-)]
 mod tests {
     use super::*;
     use rcgen::{CertificateParams, DnType, KeyPair, SanType};

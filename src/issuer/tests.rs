@@ -1,9 +1,5 @@
 //! Tests of the issuer as a whole: CA creation and loading, keys at rest, the leaf profile and
 //! the server certificate.
-#![expect(
-    clippy::unwrap_used,
-    reason = "a test should fail loudly on any unexpected error"
-)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
