@@ -1,0 +1,160 @@
+//! The `mayfly` command line: first start, restart, passphrases, version and help.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use acme_tests::mayfly::{self, DEFAULT_DATA_DIR, MayflyServer, PASSPHRASE_ENV, ServeOptions};
+use acme_tests::ports::free_tcp_port;
+
+/// How long serve may take to refuse a wrong passphrase (it derives a key, so not instant).
+const WRONG_PASSPHRASE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Bound on `--version` and `--help`.
+const QUICK_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_without_config_creates_data_dir_and_second_start_reuses_it() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let options = ServeOptions {
+        cwd: Some(cwd.path().to_owned()),
+        ..ServeOptions::default()
+    };
+    let data_dir = cwd.path().join(DEFAULT_DATA_DIR);
+
+    let first = MayflyServer::start(&options).await.expect("first start");
+    for file in [
+        "root-ca.pem",
+        "intermediate-ca.pem",
+        "server.pem",
+        "server.key",
+    ] {
+        assert!(data_dir.join(file).is_file(), "{file} was not created");
+    }
+    for key in ["root-ca.key", "intermediate-ca.key"] {
+        assert_eq!(mode(&data_dir.join(key)), 0o600, "{key} mode");
+    }
+    assert!(
+        has_sqlite_file(&data_dir),
+        "no SQLite database file in {}",
+        data_dir.display()
+    );
+    let root = fs::read(data_dir.join("root-ca.pem")).expect("root");
+    let server_cert = fs::read(data_dir.join("server.pem")).expect("server.pem");
+    first.stop().expect("first stop");
+
+    let second = MayflyServer::start(&options).await.expect("second start");
+    assert_eq!(
+        fs::read(data_dir.join("root-ca.pem")).expect("root"),
+        root,
+        "the root changed on restart"
+    );
+    assert_eq!(
+        fs::read(data_dir.join("server.pem")).expect("server.pem"),
+        server_cert,
+        "the server certificate changed on restart"
+    );
+    second.stop().expect("second stop");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_with_passphrase_then_wrong_passphrase_is_a_clear_error() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    mayfly::init(data_dir.path(), Some("a"))
+        .await
+        .expect("init with a passphrase");
+
+    let options = ServeOptions {
+        data_dir: Some(data_dir.path().to_owned()),
+        passphrase: Some("b".to_owned()),
+        ..ServeOptions::default()
+    };
+    let started = Instant::now();
+    let output = mayfly::run(
+        options.command(free_tcp_port().expect("port")),
+        WRONG_PASSPHRASE_TIMEOUT,
+    )
+    .await
+    .expect("serve exits by itself on a wrong passphrase");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "serve accepted a wrong passphrase"
+    );
+    assert!(
+        stderr.to_lowercase().contains("passphrase"),
+        "stderr does not mention the passphrase:\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "serve panicked:\n{stderr}");
+    eprintln!("wrong passphrase refused in {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_without_passphrase_warns() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let output = mayfly::init(data_dir.path(), None)
+        .await
+        .expect("init without a passphrase");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.to_lowercase().contains("passphrase") || stderr.contains(PASSPHRASE_ENV),
+        "no warning about the unencrypted keys:\n{stderr}"
+    );
+    for file in [
+        "root-ca.pem",
+        "intermediate-ca.pem",
+        "root-ca.key",
+        "intermediate-ca.key",
+    ] {
+        assert!(
+            data_dir.path().join(file).is_file(),
+            "{file} was not created"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn version_and_help() {
+    let version = run_quick(&["--version"]).await;
+    assert!(
+        String::from_utf8_lossy(&version.stdout).contains("mayfly"),
+        "--version does not name the program"
+    );
+    for args in [["serve", "--help"], ["init", "--help"]] {
+        let help = run_quick(&args).await;
+        assert!(!help.stdout.is_empty(), "{args:?} printed nothing");
+    }
+}
+
+async fn run_quick(args: &[&str]) -> std::process::Output {
+    let mut command = mayfly::command();
+    command.args(args);
+    let output = mayfly::run(command, QUICK_COMMAND_TIMEOUT)
+        .await
+        .expect("mayfly runs");
+    assert!(
+        output.status.success(),
+        "mayfly {args:?} failed: {}",
+        mayfly::output_text(&output)
+    );
+    output
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path)
+        .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn has_sqlite_file(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            [".db", ".sqlite", ".sqlite3"]
+                .iter()
+                .any(|extension| name.ends_with(extension))
+        })
+    })
+}
