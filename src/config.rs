@@ -461,3 +461,39 @@ mod tests {
         assert!(e.0.contains("does not exist"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../config/mayfly.example.toml");
+
+    /// The shipped example documents the defaults: loading it changes nothing.
+    #[test]
+    fn example_file_equals_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mayfly.toml");
+        std::fs::write(&path, EXAMPLE).unwrap();
+        let loaded = Config::load(Some(&path), Figment::new()).unwrap();
+        let loaded = serde_json::to_value(&loaded).unwrap();
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        assert_eq!(loaded, defaults);
+    }
+
+    /// Every option appears in the example, set or commented out.
+    #[test]
+    fn example_file_mentions_every_key() {
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        for (section, keys) in defaults.as_object().unwrap() {
+            assert!(EXAMPLE.contains(&format!("[{section}]")), "[{section}] missing");
+            for key in keys.as_object().unwrap().keys() {
+                let set = format!("\n{key} = ");
+                let commented = format!("\n# {key} = ");
+                assert!(
+                    EXAMPLE.contains(&set) || EXAMPLE.contains(&commented),
+                    "{section}.{key} is not documented in config/mayfly.example.toml"
+                );
+            }
+        }
+    }
+}
