@@ -485,7 +485,10 @@ mod example_tests {
     fn example_file_mentions_every_key() {
         let defaults = serde_json::to_value(Config::default()).unwrap();
         for (section, keys) in defaults.as_object().unwrap() {
-            assert!(EXAMPLE.contains(&format!("[{section}]")), "[{section}] missing");
+            assert!(
+                EXAMPLE.contains(&format!("[{section}]")),
+                "[{section}] missing"
+            );
             for key in keys.as_object().unwrap().keys() {
                 let set = format!("\n{key} = ");
                 let commented = format!("\n# {key} = ");

@@ -71,7 +71,17 @@ impl Authority {
             not_after: issued.not_after,
             created_at: now,
         };
-        self.store.complete_order(&certificate).await?;
+        if let Err(e) = self.store.complete_order(&certificate).await {
+            // Without this the order would stay `processing` for ever.
+            if let Err(store_error) = self
+                .store
+                .fail_order(&view.order.id, &Problem::internal())
+                .await
+            {
+                tracing::error!(order = %view.order.id, error = %store_error, "recording the failure failed");
+            }
+            return Err(e.into());
+        }
         tracing::info!(
             order = %view.order.id,
             serial = %certificate.serial,
