@@ -36,16 +36,24 @@ pub struct Environment {
 impl Environment {
     /// Mayfly on its default database (SQLite in a fresh data directory).
     pub async fn mayfly() -> Result<Self> {
-        Self::start_mayfly(None).await
+        Self::start_mayfly(None, &[]).await
+    }
+
+    /// Mayfly on SQLite with extra environment, e.g. `[("MAYFLY__ACME__MAX_NAMES", "5")]`.
+    pub async fn mayfly_with(extra_env: &[(&str, &str)]) -> Result<Self> {
+        Self::start_mayfly(None, extra_env).await
     }
 
     /// Mayfly on a fresh PostgreSQL database created through `admin_url`, dropped afterwards.
     pub async fn mayfly_on_postgres(admin_url: &str) -> Result<Self> {
         let database = TempDatabase::create(admin_url)?;
-        Self::start_mayfly(Some(database)).await
+        Self::start_mayfly(Some(database), &[]).await
     }
 
-    async fn start_mayfly(database: Option<TempDatabase>) -> Result<Self> {
+    async fn start_mayfly(
+        database: Option<TempDatabase>,
+        extra_env: &[(&str, &str)],
+    ) -> Result<Self> {
         let challtestsrv = ChallTestSrv::start().await?;
         let data_dir = tempfile::Builder::new().prefix("mayfly-data-").tempdir()?;
         mayfly::init(data_dir.path(), None).await?;
@@ -55,6 +63,10 @@ impl Environment {
             database_url: database.as_ref().map(|database| database.url().to_owned()),
             dns_resolver: Some(challtestsrv.dns_addr()),
             http01_port: Some(http01_port),
+            extra_env: extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ..ServeOptions::default()
         };
         let server = MayflyServer::start(&options).await.with_context(|| {

@@ -102,6 +102,8 @@ pub struct ServeOptions {
     pub http01_port: Option<u16>,
     /// `MAYFLY_CA_PASSPHRASE`.
     pub passphrase: Option<String>,
+    /// Any further environment, e.g. `("MAYFLY__VALIDATION__TLS_ALPN01_PORT", "5001")`.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl ServeOptions {
@@ -140,6 +142,9 @@ impl ServeOptions {
         }
         if let Some(passphrase) = &self.passphrase {
             command.env(PASSPHRASE_ENV, passphrase);
+        }
+        for (key, value) in &self.extra_env {
+            command.env(key, value);
         }
         command
     }
