@@ -15,10 +15,13 @@
 //! - [`clients`]: certbot, lego and instant-acme, each returning the issued chain's path.
 //! - [`verify`]: the chain and name checks every test applies to what it was issued.
 //! - [`https`]: an HTTPS client that trusts only a test root.
+//! - [`client`]: a minimal hand-rolled ACME client that alternates between replicas.
+//! - [`replicas`]: two `mayfly serve` replicas on one PostgreSQL database and one CA.
 
 #![forbid(unsafe_code)]
 
 pub mod challtestsrv;
+pub mod client;
 pub mod clients;
 pub mod environment;
 pub mod https;
@@ -26,6 +29,7 @@ pub mod mayfly;
 pub mod pebble;
 pub mod ports;
 pub mod postgres;
+pub mod replicas;
 pub mod subprocess;
 pub mod verify;
 

@@ -108,15 +108,17 @@ pub async fn issue(target: &crate::AcmeTarget, name: &str, work_dir: &Path) -> R
 
 /// A minimal HTTP/1.1 server answering `GET /.well-known/acme-challenge/<token>`.
 ///
-/// Stops when dropped.
-struct ChallengeServer {
+/// Stops when dropped. Public so that other in-process clients (the replica test's
+/// hand-rolled client) can serve http-01 the same way.
+pub struct ChallengeServer {
     responses: Arc<Mutex<HashMap<String, String>>>,
     requests: Arc<Mutex<Vec<String>>>,
     task: JoinHandle<()>,
 }
 
 impl ChallengeServer {
-    async fn start(port: u16) -> Result<Self> {
+    /// Listen on `127.0.0.1:port`.
+    pub async fn start(port: u16) -> Result<Self> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .await
             .with_context(|| format!("binding the http-01 server to 127.0.0.1:{port}"))?;
@@ -130,11 +132,13 @@ impl ChallengeServer {
         })
     }
 
-    fn provision(&self, token: &str, key_authorization: &str) {
+    /// Answer `GET /.well-known/acme-challenge/<token>` with `key_authorization`.
+    pub fn provision(&self, token: &str, key_authorization: &str) {
         lock(&self.responses).insert(token.to_owned(), key_authorization.to_owned());
     }
 
-    fn requests(&self) -> Vec<String> {
+    /// The request paths answered so far.
+    pub fn requests(&self) -> Vec<String> {
         lock(&self.requests).clone()
     }
 }
