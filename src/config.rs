@@ -19,6 +19,7 @@ pub struct Config {
     pub ca: CaConfig,
     pub acme: AcmeConfig,
     pub validation: ValidationConfig,
+    pub crl: CrlConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -166,6 +167,31 @@ impl Default for ValidationConfig {
     }
 }
 
+/// Certificate revocation lists (RFC 5280 §5), one per issuer, served over plain HTTP.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CrlConfig {
+    /// Address of the plain-HTTP listener that serves `GET /crl/<issuer>.crl`.
+    pub listen: SocketAddr,
+    /// The CRL distribution point put in every leaf; default `http://<listen>/crl/<issuer>.crl`.
+    pub url: Option<String>,
+    /// nextUpdate = thisUpdate + this.
+    pub next_update: HumanDuration,
+    /// How often each replica signs a fresh CRL (besides right after each revocation).
+    pub regenerate_every: HumanDuration,
+}
+
+impl Default for CrlConfig {
+    fn default() -> Self {
+        CrlConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 14080)),
+            url: None,
+            next_update: HumanDuration::hours(24),
+            regenerate_every: HumanDuration::hours(1),
+        }
+    }
+}
+
 impl Config {
     /// Layers defaults, `file` (which must exist when given), the environment and `overrides`
     /// (flags, as a figment of their own), then checks the result.
@@ -201,6 +227,8 @@ impl Config {
             ("validation.timeout", &self.validation.timeout),
             ("ca.root_validity", &self.ca.root_validity),
             ("ca.intermediate_validity", &self.ca.intermediate_validity),
+            ("crl.next_update", &self.crl.next_update),
+            ("crl.regenerate_every", &self.crl.regenerate_every),
         ];
         for (key, value) in positive {
             if value.0 <= time::Duration::ZERO {
@@ -242,6 +270,23 @@ impl Config {
                 return Err(ConfigError(format!(
                     "server.hostnames: {name:?} is neither a DNS name nor an IP address"
                 )));
+            }
+        }
+        // A CRL must be replaced before its nextUpdate, or relying parties treat it as stale.
+        if self.crl.regenerate_every.0 >= self.crl.next_update.0 {
+            return Err(ConfigError(
+                "crl.regenerate_every must be shorter than crl.next_update".into(),
+            ));
+        }
+        if let Some(url) = &self.crl.url {
+            // RFC 5280 §4.2.1.13: CRL distribution points are HTTP (or LDAP) URIs, not HTTPS.
+            match url::Url::parse(url) {
+                Ok(u) if u.scheme() == "http" => {}
+                _ => {
+                    return Err(ConfigError(format!(
+                        "crl.url must be an http:// URL, got {url:?}"
+                    )));
+                }
             }
         }
         if let Some(url) = &self.database.url {
@@ -420,6 +465,10 @@ mod tests {
         assert_eq!(c.validation.http01_port, 80);
         assert_eq!(c.validation.tls_alpn01_port, 443);
         assert_eq!(c.base_url(), "https://127.0.0.1:14000");
+        assert_eq!(c.crl.listen.to_string(), "127.0.0.1:14080");
+        assert_eq!(c.crl.url, None);
+        assert_eq!(c.crl.next_update, HumanDuration::hours(24));
+        assert_eq!(c.crl.regenerate_every, HumanDuration::hours(1));
         assert!(
             c.database_url()
                 .starts_with("sqlite://./mayfly-data/mayfly.db")
@@ -442,6 +491,10 @@ mod tests {
         assert!(e.0.contains("acme.certificate_lifetime"), "{e}");
         let e = load_toml("[database]\nurl = \"mysql://x\"\n").unwrap_err();
         assert!(e.0.contains("database.url"), "{e}");
+        let e = load_toml("[crl]\nurl = \"https://crl.example/x.crl\"\n").unwrap_err();
+        assert!(e.0.contains("crl.url"), "{e}");
+        let e = load_toml("[crl]\nregenerate_every = \"1d\"\n").unwrap_err();
+        assert!(e.0.contains("crl.regenerate_every"), "{e}");
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub async fn serve(app: App, tls: ServerTls) -> anyhow::Result<()> {
     let handle: Handle<std::net::SocketAddr> = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
     tokio::spawn(prune_nonces(state.clone()));
+    let crl_listen = state.0.config.crl.listen;
+    let crl_listener = tokio::net::TcpListener::bind(crl_listen)
+        .await
+        .with_context(|| format!("binding the CRL listener (crl.listen) to {crl_listen}"))?;
+    tokio::spawn(serve_crls(crl_listener, state.clone()));
+    tokio::spawn(regenerate_crls(state.clone()));
 
     let server = axum_server::bind_rustls(listen, RustlsConfig::from_config(Arc::new(rustls)))
         .handle(handle.clone())
@@ -91,6 +97,27 @@ async fn prune_nonces(state: AppState) {
             Ok(n) if n > 0 => tracing::debug!(pruned = n, "forgot expired nonces"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning nonces failed"),
+        }
+    }
+}
+
+/// The plain-HTTP CRL listener; it stops with the process.
+async fn serve_crls(listener: tokio::net::TcpListener, state: AppState) {
+    let router = crate::api::crl::router(state);
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "the CRL listener stopped");
+    }
+}
+
+/// Signs a CRL at start-up and then every `crl.regenerate_every`, from the database, so that a
+/// replica also publishes revocations recorded by another one.
+async fn regenerate_crls(state: AppState) {
+    let mut tick = tokio::time::interval(state.0.config.crl.regenerate_every.as_std());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.0.authority.regenerate_crl().await {
+            tracing::error!(error = %e, "signing the CRL failed");
         }
     }
 }

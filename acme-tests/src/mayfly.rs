@@ -143,6 +143,11 @@ impl ServeOptions {
         if let Some(passphrase) = &self.passphrase {
             command.env(PASSPHRASE_ENV, passphrase);
         }
+        // The CRL listener's default port (14080) would clash between servers running at once;
+        // a test that fetches the CRL sets MAYFLY__CRL__LISTEN itself, in `extra_env`.
+        if let Ok(crl_port) = free_tcp_port() {
+            command.env("MAYFLY__CRL__LISTEN", format!("127.0.0.1:{crl_port}"));
+        }
         for (key, value) in &self.extra_env {
             command.env(key, value);
         }

@@ -119,3 +119,14 @@ pub struct FinalizeRequest {
     /// base64url DER of the CSR.
     pub csr: String,
 }
+
+/// The `revokeCert` payload (RFC 8555 §7.6).
+#[derive(Clone, Debug, Deserialize)]
+pub struct RevocationRequest {
+    /// base64url DER of the certificate.
+    pub certificate: String,
+    /// An RFC 5280 §5.3.1 CRLReason; any integer parses, so that a bad one gets
+    /// `badRevocationReason` rather than `malformed`.
+    #[serde(default)]
+    pub reason: Option<i64>,
+}

@@ -14,7 +14,7 @@ pub async fn directory(State(state): State<AppState>) -> Response {
         new_nonce: app.links.new_nonce(),
         new_account: app.links.new_account(),
         new_order: app.links.new_order(),
-        revoke_cert: None,
+        revoke_cert: Some(app.links.revoke_cert()),
         key_change: None,
         meta: DirectoryMeta {
             terms_of_service: config.acme.terms_of_service.clone(),

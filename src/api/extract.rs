@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::acme::{Problem, ProblemType};
 use crate::app::AppState;
+use crate::authority::revocation::Signer;
 use crate::jose::{JoseError, Jwk, KeyOrKeyId, ParsedJws};
 use crate::storage::Account;
 
@@ -204,5 +205,26 @@ impl FromRequest<AppState> for AccountPost<Payload> {
             Payload::Json(json(&verified.payload)?)
         };
         Ok(AccountPost { account, payload })
+    }
+}
+
+/// A revokeCert request (RFC 8555 §7.6): signed either by an account (`kid`) or by the
+/// certificate's own key (`jwk`); the authority decides whether that signer may revoke.
+pub struct RevokePost<T> {
+    pub signer: Signer,
+    pub payload: T,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for RevokePost<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let verified = verify(req, state).await?;
+        let payload = json(&verified.payload)?;
+        let signer = match verified.account {
+            Some(account) => Signer::Account(account),
+            None => Signer::Key(verified.key),
+        };
+        Ok(RevokePost { signer, payload })
     }
 }

@@ -47,6 +47,9 @@ impl Links {
     pub fn certificate(&self, id: &str) -> String {
         format!("{}/acme/cert/{id}", self.base)
     }
+    pub fn revoke_cert(&self) -> String {
+        format!("{}/acme/revoke-cert", self.base)
+    }
 
     /// The account id in a `kid`, if the `kid` is one of our account URLs.
     pub fn account_id_from_kid<'a>(&self, kid: &'a str) -> Option<&'a str> {

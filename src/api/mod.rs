@@ -5,12 +5,14 @@ pub mod account;
 pub mod authz;
 pub mod certificate;
 pub mod challenge;
+pub mod crl;
 pub mod directory;
 pub mod error;
 pub mod extract;
 pub mod links;
 pub mod nonce;
 pub mod order;
+pub mod revoke;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -44,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/acme/authz/{id}", post_only(authz::authorization))
         .route("/acme/chall/{id}", post_only(challenge::challenge))
         .route("/acme/cert/{id}", post_only(certificate::certificate))
+        .route("/acme/revoke-cert", post_only(revoke::revoke_cert))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), acme_headers))
         .with_state(state)

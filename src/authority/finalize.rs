@@ -36,6 +36,7 @@ impl Authority {
             identifiers: view.order.identifiers.clone(),
             not_before: now - self.settings.backdate,
             not_after: now + self.settings.certificate_lifetime,
+            crl_url: Some(self.crl_url()),
         };
         // Prepared before the order moves to processing, so a request the issuer refuses
         // leaves the order ready for a corrected CSR.

@@ -5,6 +5,7 @@ pub mod account;
 pub mod challenge;
 pub mod finalize;
 pub mod order;
+pub mod revocation;
 pub mod state;
 
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct Settings {
     pub backdate: Duration,
     pub max_names: usize,
     pub terms_of_service: Option<String>,
+    /// The CRL distribution point and nextUpdate (`[crl]`).
+    pub crl: revocation::CrlSettings,
 }
 
 impl Settings {
@@ -61,6 +64,7 @@ impl Settings {
             backdate: config.acme.backdate.0,
             max_names: config.acme.max_names,
             terms_of_service: config.acme.terms_of_service.clone(),
+            crl: revocation::CrlSettings::from_config(config),
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct Authority {
     validator: Validator,
     clock: Arc<dyn Clock>,
     settings: Arc<Settings>,
+    /// The latest CRL this replica signed.
+    crls: Arc<revocation::CrlCache>,
 }
 
 impl Authority {
@@ -89,6 +95,7 @@ impl Authority {
             validator,
             clock,
             settings: Arc::new(settings),
+            crls: Arc::default(),
         }
     }
 

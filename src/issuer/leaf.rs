@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
+    CertificateParams, CrlDistributionPoint, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
     SanType, SubjectPublicKeyInfo,
 };
 use time::OffsetDateTime;
@@ -73,6 +73,12 @@ pub(crate) fn leaf_params(
     params.is_ca = IsCa::ExplicitNoCa;
     params.use_authority_key_identifier_extension = true;
     Ok(params)
+}
+
+/// RFC 5280 §4.2.1.13: one distribution point, a full name with one http:// URI, no reasons
+/// and no cRLIssuer (the CRL is signed by the certificate's issuer).
+pub(crate) fn add_crl_distribution_point(params: &mut CertificateParams, url: String) {
+    params.crl_distribution_points = vec![CrlDistributionPoint { uris: vec![url] }];
 }
 
 fn san(identifier: &Identifier) -> Result<SanType, IssuerError> {

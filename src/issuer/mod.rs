@@ -5,6 +5,7 @@
 //! `SigningToken`; `issue` consumes it and signs, so one request cannot be signed twice.
 //! The issuer never touches storage.
 
+pub mod crl;
 pub mod csr;
 
 mod ca;
@@ -105,6 +106,8 @@ pub struct IssuanceRequest {
     pub identifiers: Vec<Identifier>,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
+    /// The CRL distribution point (RFC 5280 §4.2.1.13) to put in the leaf, an http:// URL.
+    pub crl_url: Option<String>,
 }
 
 /// Consumed by `Issuer::issue`: one prepared request is signed at most once.
@@ -342,13 +345,17 @@ impl Issuer {
     /// (nothing else from the CSR's subject); SANs = the identifiers in order; the CSR's public
     /// key; notBefore/notAfter as requested, truncated to whole seconds; a random 16-byte
     /// serial; KU digitalSignature (plus keyEncipherment for RSA keys); EKU serverAuth;
-    /// basicConstraints CA:false (critical); AKI = the intermediate's SKI; an SKI.
+    /// basicConstraints CA:false (critical); AKI = the intermediate's SKI; an SKI; the CRL
+    /// distribution point when the request names one.
     pub fn issue(&self, token: SigningToken) -> Result<IssuedCertificate, IssuerError> {
         let SigningToken { request, subject } = token;
         let not_before = whole_seconds(request.not_before)?;
         let not_after = whole_seconds(request.not_after)?;
-        let params =
+        let mut params =
             leaf::leaf_params(&request.identifiers, not_before, not_after, subject.is_rsa)?;
+        if let Some(url) = request.crl_url {
+            leaf::add_crl_distribution_point(&mut params, url);
+        }
         let serial = params
             .serial_number
             .as_ref()

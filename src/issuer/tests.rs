@@ -104,6 +104,7 @@ fn request(csr_der: Vec<u8>, identifiers: Vec<Identifier>) -> IssuanceRequest {
         identifiers,
         not_before,
         not_after: not_before + Duration::hours(24),
+        crl_url: None,
     }
 }
 

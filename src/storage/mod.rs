@@ -153,6 +153,40 @@ pub trait Store: Send + Sync + 'static {
     /// Records why the order failed.
     async fn fail_order(&self, order_id: &str, error: &Problem) -> StoreResult<()>;
     async fn certificate(&self, id: &str) -> StoreResult<Certificate>;
+
+    // Revocation and CRLs (RFC 8555 §7.6, RFC 5280 §5).
+    /// The certificate with this serial (lower-case hex, as [`Certificate::serial`]).
+    async fn certificate_by_serial(&self, serial: &str) -> StoreResult<Certificate>;
+    /// Marks the certificate revoked at `at` for `reason`, only if it is not revoked yet.
+    /// `Ok(false)` if it already was (by this request's twin on any replica); `NotFound` if
+    /// there is no such certificate.
+    async fn revoke_certificate(&self, id: &str, reason: u8, at: OffsetDateTime)
+    -> StoreResult<bool>;
+    /// Every revoked certificate that has not expired at `now` (`not_after > now`), by serial.
+    async fn revoked_certificates(&self, now: OffsetDateTime)
+    -> StoreResult<Vec<RevokedCertificate>>;
+    /// The next CRL number of `issuer`: 1 the first time, then one more on every call, from
+    /// any replica; never the same number twice.
+    async fn next_crl_number(&self, issuer: &str) -> StoreResult<i64>;
+    /// Whether `account_id` holds an authorization for `identifier` that is valid at `now`: a
+    /// valid challenge, not deactivated, not expired (the rules of `authority::state`).
+    async fn has_valid_authorization(
+        &self,
+        account_id: &str,
+        identifier: &Identifier,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+}
+
+/// A revoked certificate, as a CRL lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedCertificate {
+    /// Lower-case hex, as [`Certificate::serial`].
+    pub serial: String,
+    pub not_after: OffsetDateTime,
+    pub revoked_at: OffsetDateTime,
+    /// RFC 5280 §5.3.1 CRLReason.
+    pub reason: u8,
 }
 
 /// Opens the database named by `url` (`sqlite://…` or `postgres://…`), applying migrations.

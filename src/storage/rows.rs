@@ -10,7 +10,10 @@ use sqlx::error::DatabaseError;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use time::OffsetDateTime;
 
-use super::{Account, Authorization, Certificate, Challenge, Order, StoreError, StoreResult};
+use super::{
+    Account, Authorization, Certificate, Challenge, Order, RevokedCertificate, StoreError,
+    StoreResult,
+};
 use crate::acme::{AccountStatus, ChallengeStatus};
 
 /// An error of ours (bad stored data, bad configuration) as `StoreError::Other`.
@@ -194,6 +197,17 @@ pub(crate) fn certificate(row: &impl Columns) -> StoreResult<Certificate> {
         not_before: time(row.int("not_before")?)?,
         not_after: time(row.int("not_after")?)?,
         created_at: time(row.int("created_at")?)?,
+    })
+}
+
+pub(crate) fn revoked_certificate(row: &impl Columns) -> StoreResult<RevokedCertificate> {
+    let reason = row.int("revocation_reason")?;
+    Ok(RevokedCertificate {
+        serial: row.text("serial")?,
+        not_after: time(row.int("not_after")?)?,
+        revoked_at: time(row.int("revoked_at")?)?,
+        reason: u8::try_from(reason)
+            .map_err(|_| other(format!("stored revocation reason {reason} is out of range")))?,
     })
 }
 

@@ -18,20 +18,28 @@ use time::OffsetDateTime;
 
 use super::rows::{self, opt_json, opt_secs, secs, to_json};
 use super::{
-    Account, Authorization, Certificate, Challenge, Order, Store, StoreError, StoreResult,
+    Account, Authorization, Certificate, Challenge, Order, RevokedCertificate, Store, StoreError,
+    StoreResult,
 };
-use crate::acme::{ChallengeStatus, Problem};
+use crate::acme::{ChallengeStatus, Identifier, Problem};
 
 /// How long a connection waits for another's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Version, description, SQL. Append only: sqlx refuses to start if an applied migration's
 /// text changed (it keeps a checksum), so a schema change is always a new file.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        3,
+        "revocation",
+        include_str!("../../migrations/sqlite/0003_revocation.sql"),
+    ),
+];
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -372,6 +380,95 @@ impl Store for SqliteStore {
         .fetch_one(&self.pool)
         .await?;
         rows::certificate(&row)
+    }
+
+    // Revocation and CRLs.
+    async fn certificate_by_serial(&self, serial: &str) -> StoreResult<Certificate> {
+        let row = sqlx::query(
+            "SELECT id, order_id, account_id, serial, chain_pem, not_before, not_after, \
+             created_at FROM certificates WHERE serial = ?",
+        )
+        .bind(serial)
+        .fetch_one(&self.pool)
+        .await?;
+        rows::certificate(&row)
+    }
+
+    async fn revoke_certificate(
+        &self,
+        id: &str,
+        reason: u8,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        // Guarded on revoked_at, so of two racing revocations exactly one records its reason.
+        let result = sqlx::query(
+            "UPDATE certificates SET revoked_at = ?, revocation_reason = ? \
+             WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(secs(at))
+        .bind(i64::from(reason))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let revoked = result.rows_affected() == 1;
+        if !revoked {
+            exists(&mut tx, "SELECT 1 FROM certificates WHERE id = ?", id).await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    async fn revoked_certificates(
+        &self,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<RevokedCertificate>> {
+        let found = sqlx::query(
+            "SELECT serial, not_after, revoked_at, revocation_reason FROM certificates \
+             WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY serial",
+        )
+        .bind(secs(now))
+        .fetch_all(&self.pool)
+        .await?;
+        found.iter().map(rows::revoked_certificate).collect()
+    }
+
+    async fn next_crl_number(&self, issuer: &str) -> StoreResult<i64> {
+        // One statement: the row lock (PostgreSQL) or the write lock (SQLite) serialises
+        // replicas, and each caller sees its own increment.
+        let number: i64 = sqlx::query_scalar(
+            "INSERT INTO crl_numbers (issuer, last) VALUES (?, 1) \
+             ON CONFLICT (issuer) DO UPDATE SET last = crl_numbers.last + 1 RETURNING last",
+        )
+        .bind(issuer)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(number)
+    }
+
+    async fn has_valid_authorization(
+        &self,
+        account_id: &str,
+        identifier: &Identifier,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        // authority::state::authorization_status: valid = a valid challenge, not deactivated,
+        // and now < expires.
+        let found: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM authorizations a \
+             WHERE a.account_id = ? AND a.identifier = ? \
+             AND a.deactivated = 0 AND a.expires > ? \
+             AND EXISTS (SELECT 1 FROM challenges c \
+                         WHERE c.authorization_id = a.id AND c.status = ?) \
+             LIMIT 1",
+        )
+        .bind(account_id)
+        .bind(to_json(identifier)?)
+        .bind(secs(now))
+        .bind(ChallengeStatus::Valid.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
     }
 }
 
