@@ -56,7 +56,9 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if content_type.split(';').next().map(str::trim) != Some("application/jose+json") {
+    // RFC 9110 §8.3.1: the type and subtype are case-insensitive.
+    let media_type = content_type.split(';').next().map(str::trim);
+    if !media_type.is_some_and(|t| t.eq_ignore_ascii_case("application/jose+json")) {
         return Err(Problem::malformed(format!(
             "Content-Type must be application/jose+json, not {content_type:?}"
         ))
