@@ -364,13 +364,25 @@ async fn configured_terms_and_caa_identities_are_in_the_directory_and_enforced()
 
     let key = SigningKey::generate_p256();
     for payload in [json!({}), json!({"termsOfServiceAgreed": false})] {
-        ca.post(&key, KeyRef::Jwk, "/acme/new-account", Some(&payload))
-            .await
-            .expect_problem_detail(
-                400,
-                "malformed",
-                "the terms of service must be agreed to (termsOfServiceAgreed: true)",
-            );
+        let reply = ca
+            .post(&key, KeyRef::Jwk, "/acme/new-account", Some(&payload))
+            .await;
+        reply.expect_problem_detail(
+            403,
+            "userActionRequired",
+            "the terms of service must be agreed to (termsOfServiceAgreed: true)",
+        );
+        // RFC 8555 §7.3.3: the problem points at the terms to agree to.
+        let links: Vec<&str> = reply
+            .headers
+            .get_all("link")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert!(
+            links.contains(&"<https://ca.example/tos>;rel=\"terms-of-service\""),
+            "{links:?}"
+        );
     }
     ca.post(
         &key,
@@ -858,6 +870,12 @@ async fn unsupported_algorithms_are_bad_signature_algorithm() {
             )
             .await;
         let problem = reply.expect_problem(400, "badSignatureAlgorithm");
+        // RFC 8555 §6.2: the problem lists the accepted algorithms.
+        assert_eq!(
+            problem["algorithms"],
+            json!(["ES256", "ES384", "RS256", "EdDSA"]),
+            "{alg}: {problem}"
+        );
         assert!(
             problem["detail"].as_str().unwrap().contains(alg),
             "{alg}: {problem}"

@@ -121,8 +121,15 @@ impl Reply {
         assert!(!detail.is_empty(), "a problem explains itself: {body}");
         for member in problem.as_object().unwrap().keys() {
             assert!(
-                ["type", "detail", "status", "identifier", "subproblems"]
-                    .contains(&member.as_str()),
+                [
+                    "type",
+                    "detail",
+                    "status",
+                    "identifier",
+                    "subproblems",
+                    "algorithms"
+                ]
+                .contains(&member.as_str()),
                 "unexpected member {member:?}: {body}"
             );
         }
