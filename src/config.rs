@@ -20,6 +20,17 @@ pub struct Config {
     pub acme: AcmeConfig,
     pub validation: ValidationConfig,
     pub crl: CrlConfig,
+    pub testing: TestingConfig,
+}
+
+/// Knobs that make Mayfly misbehave on purpose, so clients' error handling can be tested.
+/// Never set them in production.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestingConfig {
+    /// Share of otherwise valid nonces rejected with `badNonce`, in percent (as Pebble's
+    /// PEBBLE_WFE_NONCEREJECT). Clients must retry.
+    pub nonce_reject_percent: u8,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -248,6 +259,11 @@ impl Config {
         if self.database.max_connections == 0 {
             return Err(ConfigError(
                 "database.max_connections must be at least 1".into(),
+            ));
+        }
+        if self.testing.nonce_reject_percent > 100 {
+            return Err(ConfigError(
+                "testing.nonce_reject_percent must be between 0 and 100".into(),
             ));
         }
         if self.acme.max_names == 0 {

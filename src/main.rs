@@ -52,6 +52,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = args.config()?;
             warn_if_unencrypted();
+            if config.testing.nonce_reject_percent > 0 {
+                eprintln!(
+                    "warning: testing.nonce_reject_percent is {}: valid nonces are rejected on purpose",
+                    config.testing.nonce_reject_percent
+                );
+            }
             let (app, tls) = mayfly::app::open(config, passphrase().as_deref()).await?;
             mayfly::server::serve(app, tls).await
         }

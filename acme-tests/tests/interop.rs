@@ -110,3 +110,31 @@ async fn check_issued(env: &Environment, chain: &std::path::Path, name: &str) {
         "the server never resolved {name}, so it cannot have validated it"
     );
 }
+
+/// The share of valid nonces a server rejects on purpose in the tests below, as the issue
+/// asks: real clients must retry a `badNonce` and still succeed.
+const NONCE_REJECT: (&str, &str) = ("MAYFLY__TESTING__NONCE_REJECT_PERCENT", "15");
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certbot_survives_nonce_rejection() {
+    let env = Environment::mayfly_with(&[NONCE_REJECT])
+        .await
+        .expect("mayfly starts");
+    issue_with_certbot(&env, "certbot.nonce.mayfly.test").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lego_survives_nonce_rejection() {
+    let env = Environment::mayfly_with(&[NONCE_REJECT])
+        .await
+        .expect("mayfly starts");
+    issue_with_lego(&env, "lego.nonce.mayfly.test").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instant_acme_survives_nonce_rejection() {
+    let env = Environment::mayfly_with(&[NONCE_REJECT])
+        .await
+        .expect("mayfly starts");
+    issue_with_instant_acme(&env, "instant-acme.nonce.mayfly.test").await;
+}

@@ -132,12 +132,20 @@ pub struct Problem {
     pub identifier: Option<Identifier>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subproblems: Vec<Problem>,
+    /// RFC 8555 §6.2: a `badSignatureAlgorithm` problem lists the algorithms the server
+    /// accepts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub algorithms: Vec<String>,
     /// RFC 8555 §7.3.5: the `Location` of a conflicting account (key change). Not serialised.
     #[serde(skip)]
     pub location: Option<String>,
     /// Seconds a client should wait before retrying (rate limits). Not serialised.
     #[serde(skip)]
     pub retry_after: Option<u64>,
+    /// `Link` headers to send with the problem, as (URL, rel); e.g. the terms of service
+    /// with `userActionRequired` (RFC 8555 §7.3.3). Not serialised.
+    #[serde(skip)]
+    pub links: Vec<(String, String)>,
 }
 
 impl Problem {
@@ -148,13 +156,20 @@ impl Problem {
             status: kind.code_and_status().1,
             identifier: None,
             subproblems: Vec::new(),
+            algorithms: Vec::new(),
             location: None,
             retry_after: None,
+            links: Vec::new(),
         }
     }
 
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = status;
+        self
+    }
+
+    pub fn with_link(mut self, url: impl Into<String>, rel: impl Into<String>) -> Self {
+        self.links.push((url.into(), rel.into()));
         self
     }
 

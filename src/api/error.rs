@@ -52,6 +52,11 @@ impl IntoResponse for ApiError {
         {
             headers.insert(header::LOCATION, location);
         }
+        for (url, rel) in &problem.links {
+            if let Ok(link) = HeaderValue::from_str(&format!("<{url}>;rel=\"{rel}\"")) {
+                headers.append(header::LINK, link);
+            }
+        }
         if let Some(seconds) = problem.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::acme::{Problem, ProblemType};
 use crate::app::AppState;
 use crate::authority::revocation::Signer;
-use crate::jose::{JoseError, Jwk, KeyOrKeyId, ParsedJws};
+use crate::jose::{ALGORITHMS, JoseError, Jwk, KeyOrKeyId, ParsedJws};
 use crate::storage::Account;
 
 use super::error::ApiError;
@@ -57,7 +57,9 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if content_type.split(';').next().map(str::trim) != Some("application/jose+json") {
+    // RFC 9110 §8.3.1: the type and subtype are case-insensitive.
+    let media_type = content_type.split(';').next().map(str::trim);
+    if !media_type.is_some_and(|t| t.eq_ignore_ascii_case("application/jose+json")) {
         return Err(Problem::malformed(format!(
             "Content-Type must be application/jose+json, not {content_type:?}"
         ))
@@ -112,6 +114,17 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
         .ok_or_else(|| Problem::bad_nonce("the JWS has no nonce"))?;
     let now = app.authority.now();
     let expires = app.nonces.check(nonce, now).map_err(Problem::bad_nonce)?;
+    let reject_percent = app.config.testing.nonce_reject_percent;
+    // Two random bytes keep the modulo bias below 0.1 %.
+    if reject_percent > 0
+        && u16::from_be_bytes(crate::authority::random_bytes::<2>()) % 100
+            < u16::from(reject_percent)
+    {
+        return Err(Problem::bad_nonce(
+            "the nonce was rejected on purpose (testing.nonce_reject_percent); retry with a fresh one",
+        )
+        .into());
+    }
     if !app.authority.redeem_nonce(nonce, expires).await? {
         return Err(Problem::bad_nonce("the nonce was already used").into());
     }
@@ -128,7 +141,12 @@ fn jose_problem(e: JoseError) -> ApiError {
         JoseError::BadAlgorithm(_) => ProblemType::BadSignatureAlgorithm,
         JoseError::BadKey(_) => ProblemType::BadPublicKey,
     };
-    Problem::new(kind, e.to_string()).into()
+    let mut problem = Problem::new(kind, e.to_string());
+    if kind == ProblemType::BadSignatureAlgorithm {
+        // RFC 8555 §6.2: the problem lists the algorithms the server accepts.
+        problem.algorithms = ALGORITHMS.iter().map(|a| a.to_string()).collect();
+    }
+    problem.into()
 }
 
 fn json<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ApiError> {

@@ -30,13 +30,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
             "/directory",
-            get(directory::directory).fallback(method_not_allowed),
+            get(directory::directory).fallback(|m: Method| method_not_allowed(m, "GET, HEAD")),
         )
         .route(
             "/acme/new-nonce",
             get(directory::new_nonce_get)
                 .head(directory::new_nonce_head)
-                .fallback(method_not_allowed),
+                .fallback(|m: Method| method_not_allowed(m, "GET, HEAD")),
         )
         .route("/acme/new-account", post_only(account::new_account))
         .route("/acme/account/{id}", post_only(account::account))
@@ -57,7 +57,7 @@ where
     H: axum::handler::Handler<T, AppState>,
     T: 'static,
 {
-    post(handler).fallback(method_not_allowed)
+    post(handler).fallback(|m: Method| method_not_allowed(m, "POST"))
 }
 
 /// RFC 8555 §6.5: a fresh nonce on every response to a POST, errors included;
@@ -79,14 +79,15 @@ async fn acme_headers(State(state): State<AppState>, req: Request, next: Next) -
     response
 }
 
-async fn method_not_allowed(method: Method) -> Response {
+/// RFC 9110 §15.5.6: a 405 lists the methods the resource does support in `Allow`.
+async fn method_not_allowed(method: Method, allow: &'static str) -> Response {
     let mut response = ApiError::from(
         Problem::malformed(format!("method {method} is not allowed here")).with_status(405),
     )
     .into_response();
     response
         .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }
 

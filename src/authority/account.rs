@@ -36,11 +36,15 @@ impl Authority {
             )
             .into());
         }
-        if self.settings.terms_of_service.is_some() && request.terms_of_service_agreed != Some(true)
+        if let Some(terms) = &self.settings.terms_of_service
+            && request.terms_of_service_agreed != Some(true)
         {
-            return Err(Problem::malformed(
+            // RFC 8555 §7.3.3: the client is pointed at the terms it must agree to.
+            return Err(Problem::new(
+                ProblemType::UserActionRequired,
                 "the terms of service must be agreed to (termsOfServiceAgreed: true)",
             )
+            .with_link(terms.clone(), "terms-of-service")
             .into());
         }
         let contact = request.contact.clone().unwrap_or_default();
