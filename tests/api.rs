@@ -28,6 +28,7 @@ async fn directory_lists_the_resources() {
             "newNonce": format!("{BASE}/acme/new-nonce"),
             "newAccount": format!("{BASE}/acme/new-account"),
             "newOrder": format!("{BASE}/acme/new-order"),
+            "revokeCert": format!("{BASE}/acme/revoke-cert"),
             "meta": {"caaIdentities": [], "externalAccountRequired": false},
         })
     );

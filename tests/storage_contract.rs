@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use mayfly::acme::{AccountStatus, ChallengeStatus, Identifier, Problem, ProblemType};
 use mayfly::storage::postgres::PostgresStore;
 use mayfly::storage::sqlite::SqliteStore;
-use mayfly::storage::{Account, Authorization, Certificate, Challenge, Order, Store, StoreError};
+use mayfly::storage::{
+    Account, Authorization, Certificate, Challenge, Order, RevokedCertificate, Store, StoreError,
+};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
@@ -428,6 +430,145 @@ async fn complete_order(store: Arc<dyn Store>) {
     assert_not_found(store.complete_order(&orphan).await);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Revocation and CRLs: certificate_by_serial, revoke_certificate, revoked_certificates,
+// next_crl_number, has_valid_authorization.
+
+/// An order with a stored certificate, for the revocation checks.
+async fn issued(store: &dyn Store, order_id: &str, cert_id: &str, serial: &str) -> Certificate {
+    let (order, _) = seed(store, order_id).await;
+    let cert = certificate(cert_id, &order, serial);
+    store.complete_order(&cert).await.unwrap();
+    cert
+}
+
+async fn revocation(store: Arc<dyn Store>) {
+    let cert = issued(&*store, "order-1", "cert-1", "4a0b").await;
+    let other = issued(&*store, "order-2", "cert-2", "4a0c").await;
+    assert_eq!(store.certificate_by_serial("4a0b").await.unwrap(), cert);
+    assert_not_found(store.certificate_by_serial("4a0d").await);
+    assert!(store.revoked_certificates(at(T0)).await.unwrap().is_empty());
+
+    assert!(store.revoke_certificate(&cert.id, 1, at(T0 + 100)).await.unwrap());
+    // Once: a second revocation changes nothing, not even the reason.
+    assert!(!store.revoke_certificate(&cert.id, 4, at(T0 + 200)).await.unwrap());
+    assert_not_found(store.revoke_certificate("cert-missing", 1, at(T0)).await);
+    assert!(store.revoke_certificate(&other.id, 0, at(T0 + 300)).await.unwrap());
+
+    let listed = RevokedCertificate {
+        serial: cert.serial.clone(),
+        not_after: cert.not_after,
+        revoked_at: at(T0 + 100),
+        reason: 1,
+    };
+    let listed_other = RevokedCertificate {
+        serial: other.serial.clone(),
+        not_after: other.not_after,
+        revoked_at: at(T0 + 300),
+        reason: 0,
+    };
+    assert_eq!(
+        store.revoked_certificates(at(T0 + 400)).await.unwrap(),
+        vec![listed, listed_other]
+    );
+    // Listed while not expired: not at notAfter itself.
+    assert!(
+        store
+            .revoked_certificates(cert.not_after)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The certificate itself reads the same after revocation.
+    assert_eq!(store.certificate(&cert.id).await.unwrap(), cert);
+}
+
+async fn revocation_race(store: Arc<dyn Store>) {
+    let cert = issued(&*store, "order-1", "cert-1", "4a0b").await;
+    let winners = race(&store, move |store| {
+        let id = cert.id.clone();
+        async move { store.revoke_certificate(&id, 1, at(T0 + 1)).await }
+    })
+    .await;
+    assert_eq!(winners, 1);
+    assert_eq!(store.revoked_certificates(at(T0)).await.unwrap().len(), 1);
+}
+
+async fn crl_numbers(store: Arc<dyn Store>) {
+    assert_eq!(store.next_crl_number("issuer-a").await.unwrap(), 1);
+    assert_eq!(store.next_crl_number("issuer-a").await.unwrap(), 2);
+    assert_eq!(store.next_crl_number("issuer-b").await.unwrap(), 1);
+    assert_eq!(store.next_crl_number("issuer-a").await.unwrap(), 3);
+
+    // Racing replicas never get the same number.
+    let mut tasks = JoinSet::new();
+    for _ in 0..RACERS {
+        let store = store.clone();
+        tasks.spawn(async move { store.next_crl_number("issuer-a").await.unwrap() });
+    }
+    let mut numbers = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        numbers.push(joined.unwrap());
+    }
+    numbers.sort_unstable();
+    let want: Vec<i64> = (4..4 + RACERS as i64).collect();
+    assert_eq!(numbers, want);
+}
+
+async fn valid_authorizations(store: Arc<dyn Store>) {
+    let (order, authzs) = seed(&*store, "order-1").await;
+    let (www, ip) = (&authzs[0], &authzs[1]);
+    let holds = |account: &str, identifier: &Identifier, secs: i64| {
+        let store = store.clone();
+        let (account, identifier) = (account.to_owned(), identifier.clone());
+        async move {
+            store
+                .has_valid_authorization(&account, &identifier, at(secs))
+                .await
+                .unwrap()
+        }
+    };
+    // Pending and invalid challenges only: not valid.
+    assert!(!holds(&order.account_id, &www.identifier, T0).await);
+
+    let pending = &www.challenges[0];
+    assert!(
+        store
+            .transition_challenge(
+                &pending.id,
+                ChallengeStatus::Pending,
+                ChallengeStatus::Valid,
+                Some(at(T0 + 5)),
+                None,
+            )
+            .await
+            .unwrap()
+    );
+    assert!(holds(&order.account_id, &www.identifier, T0 + 10).await);
+    // Not at or after expiry, not for another account, not for another name.
+    assert!(!holds(&order.account_id, &www.identifier, www.expires.unix_timestamp()).await);
+    store.insert_account(&account(2)).await.unwrap();
+    assert!(!holds("acct-2", &www.identifier, T0 + 10).await);
+    assert!(!holds(&order.account_id, &dns("other.example.com"), T0 + 10).await);
+
+    // A deactivated authorization with a valid challenge is not valid.
+    assert!(
+        store
+            .transition_challenge(
+                &ip.challenges[0].id,
+                ChallengeStatus::Pending,
+                ChallengeStatus::Valid,
+                Some(at(T0 + 5)),
+                None,
+            )
+            .await
+            .unwrap()
+    );
+    assert!(!holds(&order.account_id, &ip.identifier, T0 + 10).await);
+}
+
+// ---------------------------------------------------------------------------------------------
+
 async fn fail_order(store: Arc<dyn Store>) {
     let (order, _) = seed(&*store, "order-1").await;
     let why = Problem::new(ProblemType::ServerInternal, "signing failed");
@@ -673,6 +814,10 @@ contract!(
     transition_challenge_race,
     begin_finalize_once,
     complete_order,
+    revocation,
+    revocation_race,
+    crl_numbers,
+    valid_authorizations,
     fail_order,
     nonces,
     settings,

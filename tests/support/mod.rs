@@ -52,6 +52,8 @@ type Answers = Arc<Mutex<HashMap<String, (StatusCode, String)>>>;
 /// A whole CA in one process.
 pub struct TestCa {
     pub router: Router,
+    /// The plain-HTTP CRL listener's router.
+    pub crl_router: Router,
     pub clock: Arc<FakeClock>,
     pub resolver: Arc<FakeResolver>,
     pub issuer: Arc<Issuer>,
@@ -179,9 +181,12 @@ impl TestCa {
             resolver: resolver.clone(),
         };
         let app = App::assemble(config, parts).await.unwrap();
-        let router = mayfly::api::router(AppState(Arc::new(app)));
+        let state = AppState(Arc::new(app));
+        let crl_router = mayfly::api::crl::router(state.clone());
+        let router = mayfly::api::router(state);
         TestCa {
             router,
+            crl_router,
             clock,
             resolver,
             issuer,
