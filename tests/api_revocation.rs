@@ -162,13 +162,18 @@ async fn the_certificate_key_revokes_with_a_jwk() {
 
     // Another key in the jwk: unauthorized.
     let stranger = SigningKey::generate_p256();
-    ca.post(&stranger, KeyRef::Jwk, REVOKE, Some(&issued.payload(Some(1))))
-        .await
-        .expect_problem_detail(
-            403,
-            "unauthorized",
-            "the request is signed with a jwk that is not the certificate's key",
-        );
+    ca.post(
+        &stranger,
+        KeyRef::Jwk,
+        REVOKE,
+        Some(&issued.payload(Some(1))),
+    )
+    .await
+    .expect_problem_detail(
+        403,
+        "unauthorized",
+        "the request is signed with a jwk that is not the certificate's key",
+    );
 
     let reply = ca
         .post(

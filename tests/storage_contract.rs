@@ -449,11 +449,26 @@ async fn revocation(store: Arc<dyn Store>) {
     assert_not_found(store.certificate_by_serial("4a0d").await);
     assert!(store.revoked_certificates(at(T0)).await.unwrap().is_empty());
 
-    assert!(store.revoke_certificate(&cert.id, 1, at(T0 + 100)).await.unwrap());
+    assert!(
+        store
+            .revoke_certificate(&cert.id, 1, at(T0 + 100))
+            .await
+            .unwrap()
+    );
     // Once: a second revocation changes nothing, not even the reason.
-    assert!(!store.revoke_certificate(&cert.id, 4, at(T0 + 200)).await.unwrap());
+    assert!(
+        !store
+            .revoke_certificate(&cert.id, 4, at(T0 + 200))
+            .await
+            .unwrap()
+    );
     assert_not_found(store.revoke_certificate("cert-missing", 1, at(T0)).await);
-    assert!(store.revoke_certificate(&other.id, 0, at(T0 + 300)).await.unwrap());
+    assert!(
+        store
+            .revoke_certificate(&other.id, 0, at(T0 + 300))
+            .await
+            .unwrap()
+    );
 
     let listed = RevokedCertificate {
         serial: cert.serial.clone(),
@@ -546,7 +561,14 @@ async fn valid_authorizations(store: Arc<dyn Store>) {
     );
     assert!(holds(&order.account_id, &www.identifier, T0 + 10).await);
     // Not at or after expiry, not for another account, not for another name.
-    assert!(!holds(&order.account_id, &www.identifier, www.expires.unix_timestamp()).await);
+    assert!(
+        !holds(
+            &order.account_id,
+            &www.identifier,
+            www.expires.unix_timestamp()
+        )
+        .await
+    );
     store.insert_account(&account(2)).await.unwrap();
     assert!(!holds("acct-2", &www.identifier, T0 + 10).await);
     assert!(!holds(&order.account_id, &dns("other.example.com"), T0 + 10).await);

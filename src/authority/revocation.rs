@@ -96,11 +96,7 @@ impl Authority {
     pub fn crl_url(&self) -> String {
         match &self.settings.crl.url {
             Some(url) => url.clone(),
-            None => format!(
-                "http://{}{}",
-                self.settings.crl.listen,
-                self.crl_path()
-            ),
+            None => format!("http://{}{}", self.settings.crl.listen, self.crl_path()),
         }
     }
 

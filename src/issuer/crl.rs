@@ -3,8 +3,7 @@
 //! and the times come from the authority.
 
 use rcgen::{
-    CertificateRevocationListParams, KeyIdMethod, RevocationReason, RevokedCertParams,
-    SerialNumber,
+    CertificateRevocationListParams, KeyIdMethod, RevocationReason, RevokedCertParams, SerialNumber,
 };
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
@@ -167,7 +166,9 @@ mod tests {
     }
 
     fn intermediate(issuer: &Issuer) -> X509Certificate<'_> {
-        X509Certificate::from_der(issuer.intermediate_der()).unwrap().1
+        X509Certificate::from_der(issuer.intermediate_der())
+            .unwrap()
+            .1
     }
 
     fn issue_leaf(issuer: &Issuer, crl_url: Option<&str>) -> Vec<u8> {

@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 
 use rcgen::{
-    CertificateParams, CrlDistributionPoint, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
-    SanType, SubjectPublicKeyInfo,
+    CertificateParams, CrlDistributionPoint, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    IsCa, KeyUsagePurpose, SanType, SubjectPublicKeyInfo,
 };
 use time::OffsetDateTime;
 

@@ -160,11 +160,17 @@ pub trait Store: Send + Sync + 'static {
     /// Marks the certificate revoked at `at` for `reason`, only if it is not revoked yet.
     /// `Ok(false)` if it already was (by this request's twin on any replica); `NotFound` if
     /// there is no such certificate.
-    async fn revoke_certificate(&self, id: &str, reason: u8, at: OffsetDateTime)
-    -> StoreResult<bool>;
+    async fn revoke_certificate(
+        &self,
+        id: &str,
+        reason: u8,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
     /// Every revoked certificate that has not expired at `now` (`not_after > now`), by serial.
-    async fn revoked_certificates(&self, now: OffsetDateTime)
-    -> StoreResult<Vec<RevokedCertificate>>;
+    async fn revoked_certificates(
+        &self,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<RevokedCertificate>>;
     /// The next CRL number of `issuer`: 1 the first time, then one more on every call, from
     /// any replica; never the same number twice.
     async fn next_crl_number(&self, issuer: &str) -> StoreResult<i64>;
