@@ -99,3 +99,92 @@ fn inner_problem(e: JoseError) -> ApiError {
     };
     Problem::new(kind, format!("keyChange: inner JWS: {e}")).into()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::jose::{KeyRef, SigningKey, sign_jws, sign_jws_raw};
+
+    const URL: &str = "https://ca.example/acme/key-change";
+    const ACCOUNT: &str = "https://ca.example/acme/account/1";
+
+    #[test]
+    fn inner_jws_checks() {
+        let new = SigningKey::generate_p256();
+        let old = SigningKey::generate_p256();
+        let payload = json!({"account": ACCOUNT, "oldKey": old.jwk()});
+        let header = |extra: Value| {
+            let mut h = json!({"alg": "ES256", "jwk": new.jwk(), "url": URL});
+            if let (Some(h), Value::Object(extra)) = (h.as_object_mut(), extra) {
+                h.extend(extra);
+            }
+            h
+        };
+        let body = payload.to_string();
+        let cases: Vec<(&str, Value, Option<&str>)> = vec![
+            (
+                "valid",
+                sign_jws(&new, KeyRef::Jwk, None, URL, Some(&payload)),
+                None,
+            ),
+            ("not a JWS", json!("jws"), Some("not a JSON object")),
+            (
+                "kid instead of jwk",
+                sign_jws(&new, KeyRef::Kid(ACCOUNT), None, URL, Some(&payload)),
+                Some("must carry the new key as \"jwk\""),
+            ),
+            (
+                "nonce",
+                sign_jws(&new, KeyRef::Jwk, Some("n"), URL, Some(&payload)),
+                Some("must not have a \"nonce\""),
+            ),
+            (
+                "other url",
+                sign_jws(
+                    &new,
+                    KeyRef::Jwk,
+                    None,
+                    "https://ca.example/acme/new-order",
+                    Some(&payload),
+                ),
+                Some("is not the outer url"),
+            ),
+            (
+                "signed by another key",
+                sign_jws_raw(&old, header(json!({})), body.as_bytes()),
+                Some("does not verify"),
+            ),
+            (
+                "unsupported algorithm",
+                sign_jws_raw(&new, header(json!({"alg": "HS256"})), body.as_bytes()),
+                Some("HS256"),
+            ),
+            (
+                "payload without oldKey",
+                sign_jws(
+                    &new,
+                    KeyRef::Jwk,
+                    None,
+                    URL,
+                    Some(&json!({"account": ACCOUNT})),
+                ),
+                Some("not a keyChange object"),
+            ),
+        ];
+        for (name, jws, expected) in cases {
+            match (inner_jws(&jws, URL), expected) {
+                (Ok((key, change)), None) => {
+                    assert_eq!(key, new.jwk(), "{name}");
+                    assert_eq!(change.account, ACCOUNT, "{name}");
+                }
+                (Err(e), Some(fragment)) => {
+                    assert!(e.0.detail.contains(fragment), "{name}: {}", e.0.detail)
+                }
+                (Ok(_), Some(_)) => panic!("{name}: accepted"),
+                (Err(e), None) => panic!("{name}: refused: {}", e.0.detail),
+            }
+        }
+    }
+}

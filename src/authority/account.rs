@@ -57,6 +57,14 @@ impl Authority {
     ) -> Result<(Account, AccountOutcome)> {
         let thumbprint = key.thumbprint();
         match self.store.account_by_thumbprint(&thumbprint).await {
+            // RFC 8555 §7.3.6: a deactivated account's key authorizes nothing, this included.
+            Ok(account) if account.status != AccountStatus::Valid => {
+                return Err(Problem::unauthorized(format!(
+                    "an account with this key exists but is {}",
+                    account.status
+                ))
+                .into());
+            }
             Ok(account) => return Ok((account, AccountOutcome::Existing)),
             Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
