@@ -35,7 +35,84 @@ pub enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// Operator tasks on the database (External Account Binding keys).
+    #[command(
+        long_about = "Operator tasks on the database (External Account Binding keys).\n\n\
+            There is no admin API yet: these commands open the database directly, configured \
+            as for `serve` (--config, MAYFLY__* environment variables, --data-dir, \
+            --database-url). They are safe to run while `serve` runs."
+    )]
+    Admin(AdminArgs),
 }
+
+// --- `mayfly admin` (issue 3: accounts) ---
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub database: AdminDatabaseArgs,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// Where the database is: the same layering as `serve`.
+#[derive(Debug, Args)]
+pub struct AdminDatabaseArgs {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory (server.data_dir); the default database is mayfly.db in it.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL (database.url).
+    #[arg(long, value_name = "URL", global = true)]
+    pub database_url: Option<String>,
+}
+
+impl AdminDatabaseArgs {
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut flags = Figment::new();
+        flags = flag(flags, "server.data_dir", self.data_dir.clone());
+        flags = flag(flags, "database.url", self.database_url.clone());
+        Config::load(self.config.as_deref(), flags)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// External Account Binding keys (RFC 8555 §7.3.4).
+    #[command(subcommand)]
+    Eab(EabCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EabCommand {
+    /// Create a key; prints its kid and its HMAC key (base64url), which is shown only once.
+    Add {
+        /// A note for the operator (later policy may read it).
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Let the key bind any number of accounts (default: one).
+        #[arg(long)]
+        reusable: bool,
+        /// Print {"kid", "hmac_key", "label", "reusable"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the keys (never their HMAC keys).
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a key from binding new accounts; accounts it bound keep working.
+    Revoke {
+        /// The key's id, as printed by `add`.
+        kid: String,
+    },
+}
+
+// --- end of `mayfly admin` ---
 
 #[derive(Debug, Args)]
 pub struct CommonArgs {

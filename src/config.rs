@@ -135,6 +135,10 @@ pub struct AcmeConfig {
     pub nonce_lifetime: HumanDuration,
     /// Most identifiers in one order.
     pub max_names: usize,
+    /// `meta.externalAccountRequired`: newAccount must carry an External Account Binding.
+    pub external_account_required: bool,
+    /// Most order URLs on one page of an account's orders list.
+    pub orders_page_size: u32,
 }
 
 impl Default for AcmeConfig {
@@ -149,6 +153,8 @@ impl Default for AcmeConfig {
             backdate: HumanDuration::minutes(1),
             nonce_lifetime: HumanDuration::hours(1),
             max_names: 100,
+            external_account_required: false,
+            orders_page_size: 100,
         }
     }
 }
@@ -268,6 +274,11 @@ impl Config {
         }
         if self.acme.max_names == 0 {
             return Err(ConfigError("acme.max_names must be at least 1".into()));
+        }
+        if self.acme.orders_page_size == 0 {
+            return Err(ConfigError(
+                "acme.orders_page_size must be at least 1".into(),
+            ));
         }
         if let Some(url) = &self.server.external_url {
             match url::Url::parse(url) {

@@ -13,8 +13,10 @@
 //! - [`storage`]: the `Store` trait with SQLite and PostgreSQL backends.
 //! - [`config`], [`cli`], [`app`], [`server`], [`clock`]: configuration, the command line, the
 //!   composition root, the listeners, and injected time.
+//! - [`admin`]: operator commands (`mayfly admin …`) on the database.
 
 pub mod acme;
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod authority;

@@ -85,6 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("  trust root: {}", root.display());
             Ok(())
         }
+        Command::Admin(args) => mayfly::admin::run(&args).await,
         Command::CheckConfig { file } => {
             let config = Config::load(Some(&file), figment::Figment::new())?;
             println!("{} is valid", file.display());

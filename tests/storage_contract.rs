@@ -13,7 +13,8 @@ use mayfly::acme::{AccountStatus, ChallengeStatus, Identifier, Problem, ProblemT
 use mayfly::storage::postgres::PostgresStore;
 use mayfly::storage::sqlite::SqliteStore;
 use mayfly::storage::{
-    Account, Authorization, Certificate, Challenge, Order, RevokedCertificate, Store, StoreError,
+    Account, Authorization, Certificate, Challenge, EabKey, EabRefusal, Order, OrderCursor,
+    RevokedCertificate, Store, StoreError,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -213,6 +214,309 @@ async fn accounts(store: Arc<dyn Store>) {
     store.insert_account(&deactivated).await.unwrap();
     assert_eq!(store.account(&deactivated.id).await.unwrap(), deactivated);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Accounts (issue 3): update, deactivation, key change, orders list, External Account Binding
+
+fn eab_key(id: &str, reusable: bool) -> EabKey {
+    EabKey {
+        id: id.to_owned(),
+        hmac_key: (0..64).collect(),
+        label: format!("label of {id}"),
+        reusable,
+        created_at: at(T0),
+        revoked_at: None,
+        use_count: 0,
+    }
+}
+
+async fn account_update_and_deactivation(store: Arc<dyn Store>) {
+    let acct = account(1);
+    store.insert_account(&acct).await.unwrap();
+    let contact = vec!["mailto:new@example.com".to_owned()];
+    store
+        .update_account_contact(&acct.id, &contact)
+        .await
+        .unwrap();
+    assert_eq!(store.account(&acct.id).await.unwrap().contact, contact);
+    store.update_account_contact(&acct.id, &[]).await.unwrap();
+    assert_eq!(
+        store.account(&acct.id).await.unwrap().contact,
+        Vec::<String>::new()
+    );
+    assert_not_found(store.update_account_contact("acct-missing", &contact).await);
+
+    assert!(store.deactivate_account(&acct.id).await.unwrap());
+    assert!(!store.deactivate_account(&acct.id).await.unwrap());
+    assert_eq!(
+        store.account(&acct.id).await.unwrap().status,
+        AccountStatus::Deactivated
+    );
+    assert_not_found(store.deactivate_account("acct-missing").await);
+}
+
+async fn account_key_change(store: Arc<dyn Store>) {
+    let (one, two) = (account(1), account(2));
+    store.insert_account(&one).await.unwrap();
+    store.insert_account(&two).await.unwrap();
+    let new_jwk = json!({"kty": "EC", "crv": "P-256", "x": "new", "y": "y"});
+    assert!(
+        store
+            .change_account_key(&one.id, &one.key_thumbprint, "thumb-new", &new_jwk)
+            .await
+            .unwrap()
+    );
+    let changed = store.account_by_thumbprint("thumb-new").await.unwrap();
+    assert_eq!(changed.id, one.id);
+    assert_eq!(changed.jwk, new_jwk);
+    assert_not_found(store.account_by_thumbprint(&one.key_thumbprint).await);
+    // The old thumbprint is stale now: nothing changes.
+    assert!(
+        !store
+            .change_account_key(&one.id, &one.key_thumbprint, "thumb-newer", &new_jwk)
+            .await
+            .unwrap()
+    );
+    assert_conflict(
+        store
+            .change_account_key(&one.id, "thumb-new", &two.key_thumbprint, &new_jwk)
+            .await,
+        "accounts.key_thumbprint",
+    );
+    assert_eq!(store.account(&one.id).await.unwrap(), changed);
+    assert_not_found(
+        store
+            .change_account_key("acct-missing", "thumb-new", "thumb-x", &new_jwk)
+            .await,
+    );
+}
+
+async fn account_key_change_race(store: Arc<dyn Store>) {
+    let acct = account(1);
+    store.insert_account(&acct).await.unwrap();
+    let counter = Arc::new(AtomicU32::new(0));
+    let winners = race(&store, |store| {
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        async move {
+            let jwk = json!({"kty": "EC", "x": format!("racer-{n}")});
+            store
+                .change_account_key("acct-1", "thumb-1", &format!("thumb-racer-{n}"), &jwk)
+                .await
+        }
+    })
+    .await;
+    assert_eq!(winners, 1);
+}
+
+async fn orders_by_account(store: Arc<dyn Store>) {
+    let acct = account(1);
+    store.insert_account(&acct).await.unwrap();
+    store.insert_account(&account(2)).await.unwrap();
+    let now = at(T0 + 100);
+    // (id, created_at offset, expires offset, processing, issued, failed, listed)
+    let mut listed = Vec::new();
+    let specs: [(&str, i64, i64, bool, bool, bool, bool); 8] = [
+        ("o-old", 1, 1_000, false, false, false, true),
+        ("o-tie-a", 5, 1_000, false, false, false, true),
+        ("o-tie-b", 5, 1_000, false, false, false, true),
+        ("o-new", 9, 1_000, false, false, false, true),
+        ("o-failed", 7, 1_000, false, false, true, false),
+        ("o-expired", 2, 50, false, false, false, false),
+        ("o-expired-processing", 3, 50, true, false, false, true),
+        ("o-expired-valid", 4, 50, false, true, false, true),
+    ];
+    for (id, created, expires, processing, issued, error, listed_too) in specs {
+        let (mut order, authzs) = order(id, &acct.id);
+        order.created_at = at(T0 + created);
+        order.expires = at(T0 + expires);
+        order.processing_since = processing.then(|| at(T0 + 10));
+        store.insert_order(&order, &authzs).await.unwrap();
+        if issued {
+            store
+                .complete_order(&certificate(&format!("{id}-cert"), &order, id))
+                .await
+                .unwrap();
+        }
+        if error {
+            store
+                .fail_order(id, &problem("issuance failed"))
+                .await
+                .unwrap();
+        }
+        if listed_too {
+            listed.push((created, id));
+        }
+    }
+    let (other, authzs) = order("o-other-account", "acct-2");
+    store.insert_order(&other, &authzs).await.unwrap();
+    // Newest first; ties by id, descending.
+    listed.sort_by(|a, b| b.cmp(a));
+    let expected: Vec<&str> = listed.iter().map(|(_, id)| *id).collect();
+    assert_eq!(
+        expected,
+        [
+            "o-new",
+            "o-tie-b",
+            "o-tie-a",
+            "o-expired-valid",
+            "o-expired-processing",
+            "o-old"
+        ]
+    );
+
+    let all = store
+        .orders_by_account(&acct.id, None, now, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
+        expected
+    );
+    assert_eq!(all[0], store.order("o-new").await.unwrap(), "full orders");
+
+    // Pages of two, each starting after the last order of the previous one.
+    let mut paged = Vec::new();
+    let mut cursor: Option<OrderCursor> = None;
+    loop {
+        let page = store
+            .orders_by_account(&acct.id, cursor.as_ref(), now, 2)
+            .await
+            .unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        cursor = Some(OrderCursor {
+            created_at: last.created_at,
+            id: last.id.clone(),
+        });
+        paged.extend(page.iter().map(|o| o.id.clone()));
+    }
+    assert_eq!(paged, expected);
+    assert_eq!(
+        store
+            .orders_by_account("acct-missing", None, now, 10)
+            .await
+            .unwrap(),
+        vec![]
+    );
+}
+
+async fn eab_keys(store: Arc<dyn Store>) {
+    let (one, two) = (eab_key("kid-1", false), eab_key("kid-2", true));
+    store.insert_eab_key(&two).await.unwrap();
+    store.insert_eab_key(&one).await.unwrap();
+    assert_eq!(store.eab_key("kid-1").await.unwrap(), one);
+    assert_eq!(
+        store.eab_keys().await.unwrap(),
+        vec![one.clone(), two.clone()]
+    );
+    assert_conflict(store.insert_eab_key(&one).await, "eab_keys.id");
+    assert_not_found(store.eab_key("kid-missing").await);
+    assert!(
+        !format!("{one:?}").contains("[0, 1, 2"),
+        "Debug shows the HMAC key"
+    );
+
+    assert!(store.revoke_eab_key("kid-1", at(T0 + 5)).await.unwrap());
+    assert!(!store.revoke_eab_key("kid-1", at(T0 + 6)).await.unwrap());
+    assert_eq!(
+        store.eab_key("kid-1").await.unwrap().revoked_at,
+        Some(at(T0 + 5))
+    );
+    assert_not_found(store.revoke_eab_key("kid-missing", at(T0)).await);
+}
+
+async fn eab_binding(store: Arc<dyn Store>) {
+    store
+        .insert_eab_key(&eab_key("single", false))
+        .await
+        .unwrap();
+    store.insert_eab_key(&eab_key("multi", true)).await.unwrap();
+    store
+        .insert_eab_key(&eab_key("revoked", true))
+        .await
+        .unwrap();
+    store.revoke_eab_key("revoked", at(T0)).await.unwrap();
+
+    assert_eq!(
+        store
+            .insert_account_with_eab(&account(1), "single")
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(store.account(&account(1).id).await.unwrap(), account(1));
+    let bound = store.account_eab_key("acct-1").await.unwrap().unwrap();
+    assert_eq!((bound.id.as_str(), bound.use_count), ("single", 1));
+    assert_eq!(
+        store
+            .insert_account_with_eab(&account(2), "single")
+            .await
+            .unwrap(),
+        Err(EabRefusal::Used)
+    );
+    assert_not_found(store.account("acct-2").await);
+
+    for n in [2, 3] {
+        assert_eq!(
+            store
+                .insert_account_with_eab(&account(n), "multi")
+                .await
+                .unwrap(),
+            Ok(())
+        );
+    }
+    assert_eq!(store.eab_key("multi").await.unwrap().use_count, 2);
+    // The account insert fails (same key as account 1): the use is not counted either.
+    let same_key = Account {
+        id: "acct-dup".into(),
+        ..account(1)
+    };
+    assert_conflict(
+        store.insert_account_with_eab(&same_key, "multi").await,
+        "accounts.key_thumbprint",
+    );
+    assert_eq!(store.eab_key("multi").await.unwrap().use_count, 2);
+
+    assert_eq!(
+        store
+            .insert_account_with_eab(&account(4), "revoked")
+            .await
+            .unwrap(),
+        Err(EabRefusal::Revoked)
+    );
+    assert_eq!(
+        store
+            .insert_account_with_eab(&account(4), "kid-missing")
+            .await
+            .unwrap(),
+        Err(EabRefusal::Unknown)
+    );
+    assert_not_found(store.account("acct-4").await);
+
+    store.insert_account(&account(5)).await.unwrap();
+    assert_eq!(store.account_eab_key("acct-5").await.unwrap(), None);
+    assert_not_found(store.account_eab_key("acct-missing").await);
+}
+
+async fn eab_binding_race(store: Arc<dyn Store>) {
+    store
+        .insert_eab_key(&eab_key("single", false))
+        .await
+        .unwrap();
+    let counter = Arc::new(AtomicU32::new(10));
+    let winners = race(&store, |store| {
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        async move {
+            let bound = store.insert_account_with_eab(&account(n), "single").await?;
+            Ok(bound.is_ok())
+        }
+    })
+    .await;
+    assert_eq!(winners, 1);
+    assert_eq!(store.eab_key("single").await.unwrap().use_count, 1);
+}
+
+// --- end of accounts (issue 3) ---
 
 async fn order_round_trip(store: Arc<dyn Store>) {
     let (order, authzs) = seed(&*store, "order-1").await;
@@ -829,6 +1133,13 @@ macro_rules! contract {
 
 contract!(
     accounts,
+    account_update_and_deactivation,
+    account_key_change,
+    account_key_change_race,
+    orders_by_account,
+    eab_keys,
+    eab_binding,
+    eab_binding_race,
     order_round_trip,
     orders_reuse_authorizations,
     insert_order_is_one_transaction,

@@ -227,3 +227,45 @@ impl MayflyServer {
 fn port_was_taken(process: &Subprocess) -> bool {
     process.log().to_lowercase().contains("in use")
 }
+
+/// An External Account Binding key made with `mayfly admin eab add`.
+#[derive(Clone, Debug)]
+pub struct EabCredentials {
+    /// The key id clients send as the binding's `kid`.
+    pub kid: String,
+    /// The HMAC key, base64url without padding (what `lego --hmac` takes).
+    pub hmac_key: String,
+}
+
+/// `mayfly admin eab add --json` against the default (SQLite) database in `data_dir`; works
+/// while `serve` runs on the same data directory.
+pub async fn eab_add(data_dir: &Path, reusable: bool) -> Result<EabCredentials> {
+    let mut command = command();
+    command
+        .args(["admin", "eab", "add", "--json", "--label", "acme-tests"])
+        .arg("--data-dir")
+        .arg(data_dir);
+    if reusable {
+        command.arg("--reusable");
+    }
+    let output = run(command, COMMAND_TIMEOUT).await?;
+    if !output.status.success() {
+        bail!(
+            "mayfly admin eab add failed with {}:\n{}",
+            output.status,
+            output_text(&output)
+        );
+    }
+    let created: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("parsing the output of eab add:\n{}", output_text(&output)))?;
+    let field = |name: &str| {
+        created[name]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("eab add printed no {name}: {created}"))
+    };
+    Ok(EabCredentials {
+        kid: field("kid")?,
+        hmac_key: field("hmac_key")?,
+    })
+}

@@ -50,14 +50,44 @@ pub struct AccountResource {
     pub status: AccountStatus,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub contact: Vec<String>,
-    /// RFC 8555 lists it; Mayfly does not serve order lists yet, so it is left out (as Boulder
-    /// does) rather than pointing at a URL that does not answer.
+    /// The orders list URL (RFC 8555 §7.1.2.1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub orders: Option<String>,
     /// The account key, echoed for clients that display it.
     pub key: serde_json::Value,
     pub created_at: String,
 }
+
+// --- Accounts (issue 3) ---
+
+/// The payload of a POST to the account URL (RFC 8555 §7.3.2, §7.3.6). Clients may echo the
+/// whole account object back (certbot does), so other fields are ignored.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct AccountUpdateRequest {
+    #[serde(default)]
+    pub contact: Option<Vec<String>>,
+    /// Only `deactivated` changes anything; the account's current status is a no-op.
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// The payload of the inner keyChange JWS (RFC 8555 §7.3.5).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyChangeRequest {
+    /// The account URL.
+    pub account: String,
+    /// The account's current key, as a JWK.
+    pub old_key: serde_json::Value,
+}
+
+/// An account's orders list (RFC 8555 §7.1.2.1).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OrdersList {
+    pub orders: Vec<String>,
+}
+
+// --- end of accounts (issue 3) ---
 
 /// The `newOrder` payload (RFC 8555 §7.4).
 #[derive(Clone, Debug, Deserialize)]

@@ -1,13 +1,15 @@
-//! newAccount and the account resource (RFC 8555 §7.3).
+//! newAccount and the account resource (RFC 8555 §7.3): creation (with External Account
+//! Binding, §7.3.4), update (§7.3.2) and deactivation (§7.3.6).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::acme::Problem;
-use crate::acme::resources::{AccountResource, NewAccountRequest};
+use crate::acme::resources::{AccountResource, AccountUpdateRequest, NewAccountRequest};
 use crate::app::AppState;
-use crate::authority::account::AccountOutcome;
+use crate::authority::account::{AccountOutcome, Binding};
+use crate::jose::ParsedEab;
 use crate::storage::Account;
 
 use super::error::ApiError;
@@ -19,9 +21,22 @@ pub async fn new_account(
     request: JwkPost<NewAccountRequest>,
 ) -> Result<Response, ApiError> {
     let app = &state.0;
+    // RFC 8555 §7.3.4: the binding's url is the newAccount URL and its payload the key
+    // this request is signed with.
+    let presented = request
+        .payload
+        .external_account_binding
+        .as_ref()
+        .map(|binding| ParsedEab::parse(binding, &app.links.new_account(), &request.key))
+        .transpose()
+        .map_err(|e| Problem::malformed(e.to_string()))?;
+    let binding = Binding {
+        presented: presented.as_ref(),
+        required: app.config.acme.external_account_required,
+    };
     let (account, outcome) = app
         .authority
-        .new_account(&request.key, &request.payload)
+        .new_account(&request.key, &request.payload, binding)
         .await?;
     let status = match outcome {
         AccountOutcome::Created => StatusCode::CREATED,
@@ -34,6 +49,7 @@ pub async fn new_account(
     ))
 }
 
+/// POST-as-GET reads the account; a JSON payload updates the contacts or deactivates it.
 pub async fn account(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -43,28 +59,28 @@ pub async fn account(
     if request.account.id != id {
         return Err(Problem::unauthorized("the request is signed by another account").into());
     }
-    match &request.payload {
-        Payload::Empty => {}
-        Payload::Json(value) if value.as_object().is_some_and(|o| o.is_empty()) => {}
-        Payload::Json(_) => {
-            return Err(Problem::malformed(
-                "account updates (contact, deactivation) are not supported by this server yet",
-            )
-            .into());
+    let account = match request.payload {
+        Payload::Empty => request.account,
+        Payload::Json(value) => {
+            let update: AccountUpdateRequest = serde_json::from_value(value)
+                .map_err(|e| Problem::malformed(format!("the account update is not valid: {e}")))?;
+            app.authority
+                .update_account(&request.account, &update)
+                .await?
         }
-    }
+    };
     Ok(super::json_response(
         StatusCode::OK,
         Some(app.links.account(&id)),
-        &resource(&app.links, &request.account),
+        &resource(&app.links, &account),
     ))
 }
 
-fn resource(_links: &Links, account: &Account) -> AccountResource {
+pub(super) fn resource(links: &Links, account: &Account) -> AccountResource {
     AccountResource {
         status: account.status,
         contact: account.contact.clone(),
-        orders: None,
+        orders: Some(links.account_orders(&account.id)),
         key: account.jwk.clone(),
         created_at: super::rfc3339(account.created_at),
     }

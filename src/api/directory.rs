@@ -15,12 +15,12 @@ pub async fn directory(State(state): State<AppState>) -> Response {
         new_account: app.links.new_account(),
         new_order: app.links.new_order(),
         revoke_cert: Some(app.links.revoke_cert()),
-        key_change: None,
+        key_change: Some(app.links.key_change()),
         meta: DirectoryMeta {
             terms_of_service: config.acme.terms_of_service.clone(),
             website: config.acme.website.clone(),
             caa_identities: config.acme.caa_identities.clone(),
-            external_account_required: false,
+            external_account_required: config.acme.external_account_required,
         },
     };
     super::json_response(StatusCode::OK, None, &body)

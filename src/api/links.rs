@@ -32,6 +32,9 @@ impl Links {
     pub fn account_orders(&self, id: &str) -> String {
         format!("{}{}{id}/orders", self.base, ACCOUNT_PATH)
     }
+    pub fn key_change(&self) -> String {
+        format!("{}/acme/key-change", self.base)
+    }
     pub fn order(&self, id: &str) -> String {
         format!("{}/acme/order/{id}", self.base)
     }

@@ -9,9 +9,11 @@ pub mod crl;
 pub mod directory;
 pub mod error;
 pub mod extract;
+pub mod key_change;
 pub mod links;
 pub mod nonce;
 pub mod order;
+pub mod orders;
 pub mod revoke;
 
 use axum::Router;
@@ -40,6 +42,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/acme/new-account", post_only(account::new_account))
         .route("/acme/account/{id}", post_only(account::account))
+        .route("/acme/account/{id}/orders", post_only(orders::orders))
+        .route("/acme/key-change", post_only(key_change::key_change))
         .route("/acme/new-order", post_only(order::new_order))
         .route("/acme/order/{id}", post_only(order::order))
         .route("/acme/order/{id}/finalize", post_only(order::finalize))

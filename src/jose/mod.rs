@@ -6,7 +6,9 @@
 //! - [`spki`]: the JWK of a DER SubjectPublicKeyInfo (to compare CSR keys with account keys).
 //! - [`jws`]: [`ParsedJws::parse`], the flattened JSON serialisation with the ACME rules.
 //! - [`signer`]: [`SigningKey`] and [`sign_jws`], the client side.
+//! - [`eab`]: External Account Binding (RFC 8555 §7.3.4), HS256/HS384/HS512.
 
+pub mod eab;
 mod jwk;
 mod jws;
 mod signer;
@@ -15,6 +17,7 @@ mod spki;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+pub use eab::{MacAlgorithm, ParsedEab};
 pub use jwk::Jwk;
 pub use jws::{KeyOrKeyId, ParsedJws, ProtectedHeader};
 pub use signer::{KeyRef, SigningKey, sign_jws, sign_jws_raw};

@@ -43,6 +43,58 @@ pub struct Account {
     pub created_at: OffsetDateTime,
 }
 
+// --- Accounts (issue 3): External Account Binding keys and the orders-list cursor ---
+
+/// An External Account Binding key (RFC 8555 §7.3.4), created by the operator.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EabKey {
+    /// The `kid` clients put in the binding's protected header; random and URL-safe.
+    pub id: String,
+    /// The HMAC key. Never logged: `Debug` leaves it out.
+    pub hmac_key: Vec<u8>,
+    /// Free text for the operator; later policy (the server_group validator) reads it.
+    pub label: String,
+    /// A reusable key may bind any number of accounts; otherwise it binds one.
+    pub reusable: bool,
+    pub created_at: OffsetDateTime,
+    /// Set when the operator revoked it; a revoked key binds no new account.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// How many accounts it bound.
+    pub use_count: u64,
+}
+
+impl std::fmt::Debug for EabKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EabKey")
+            .field("id", &self.id)
+            .field("hmac_key", &"REDACTED")
+            .field("label", &self.label)
+            .field("reusable", &self.reusable)
+            .field("created_at", &self.created_at)
+            .field("revoked_at", &self.revoked_at)
+            .field("use_count", &self.use_count)
+            .finish()
+    }
+}
+
+/// A position in an account's orders list: the last order of the previous page. Orders are
+/// listed newest first, by `(created_at, id)` descending, so the position stays valid while
+/// new orders arrive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderCursor {
+    pub created_at: OffsetDateTime,
+    pub id: String,
+}
+
+/// Why `insert_account_with_eab` did not bind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EabRefusal {
+    Unknown,
+    Revoked,
+    /// A single-use key that already bound an account.
+    Used,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Order {
     pub id: String,
@@ -118,6 +170,56 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_account(&self, account: &Account) -> StoreResult<()>;
     async fn account(&self, id: &str) -> StoreResult<Account>;
     async fn account_by_thumbprint(&self, thumbprint: &str) -> StoreResult<Account>;
+
+    // --- Accounts (issue 3): update, deactivation, key change, orders list, EAB ---
+
+    /// Replaces the contact list. `NotFound` if there is no such account.
+    async fn update_account_contact(&self, id: &str, contact: &[String]) -> StoreResult<()>;
+    /// Moves a `valid` account to `deactivated`. `Ok(false)` if it was not valid; `NotFound`
+    /// if there is no such account.
+    async fn deactivate_account(&self, id: &str) -> StoreResult<bool>;
+    /// Replaces the account key, only if the current thumbprint is still `old_thumbprint`.
+    /// `Ok(false)` if it was not (a concurrent key change won); `Conflict` naming
+    /// `accounts.key_thumbprint` if another account holds the new key; `NotFound` if there is
+    /// no such account.
+    async fn change_account_key(
+        &self,
+        id: &str,
+        old_thumbprint: &str,
+        new_thumbprint: &str,
+        new_jwk: &serde_json::Value,
+    ) -> StoreResult<bool>;
+    /// Up to `limit` orders of the account, newest first (`created_at`, then `id`, both
+    /// descending), starting after `after`. Leaves out the orders whose own row already makes
+    /// them invalid at `now`: those with an error, and those that expired with neither a
+    /// certificate nor a finalization under way.
+    async fn orders_by_account(
+        &self,
+        account_id: &str,
+        after: Option<&OrderCursor>,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<Order>>;
+
+    /// `Conflict` if a key with the same id exists.
+    async fn insert_eab_key(&self, key: &EabKey) -> StoreResult<()>;
+    async fn eab_key(&self, id: &str) -> StoreResult<EabKey>;
+    /// Every key, oldest first.
+    async fn eab_keys(&self) -> StoreResult<Vec<EabKey>>;
+    /// Marks the key revoked at `at`. `Ok(false)` if it already was; `NotFound` if there is
+    /// no such key.
+    async fn revoke_eab_key(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool>;
+    /// Inserts the account bound to the EAB key `eab_key_id` and counts one use of the key,
+    /// in one transaction, only if the key exists, is not revoked, and is reusable or unused.
+    /// `Ok(Err(refusal))` if not (nothing is written); `Conflict` as `insert_account`.
+    async fn insert_account_with_eab(
+        &self,
+        account: &Account,
+        eab_key_id: &str,
+    ) -> StoreResult<Result<(), EabRefusal>>;
+    /// The EAB key that bound the account, if one did. `NotFound` if there is no such account.
+    async fn account_eab_key(&self, account_id: &str) -> StoreResult<Option<EabKey>>;
+    // --- end of accounts (issue 3) ---
 
     /// Inserts the new authorizations (with their challenges) and the order, which may also
     /// refer to existing authorizations by id, in one transaction.

@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 
 use super::rows::{self, opt_json, opt_secs, other, secs, to_json};
 use super::{
-    Account, Authorization, Certificate, Challenge, Order, RevokedCertificate, Store, StoreError,
-    StoreResult,
+    Account, Authorization, Certificate, Challenge, EabKey, EabRefusal, Order, OrderCursor,
+    RevokedCertificate, Store, StoreError, StoreResult,
 };
 use crate::acme::{ChallengeStatus, Identifier, Problem};
 
@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         1,
         "initial",
         include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "accounts",
+        include_str!("../../migrations/postgres/0002_accounts.sql"),
     ),
     (
         3,
@@ -199,6 +204,217 @@ impl Store for PostgresStore {
         .await?;
         rows::account(&row)
     }
+
+    // --- Accounts (issue 3) ---
+
+    async fn update_account_contact(&self, id: &str, contact: &[String]) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE accounts SET contact = $1 WHERE id = $2")
+            .bind(to_json(contact)?)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() != 1 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn deactivate_account(&self, id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let result = sqlx::query(
+            "UPDATE accounts SET status = 'deactivated' WHERE id = $1 AND status = 'valid'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let moved = result.rows_affected() == 1;
+        if !moved {
+            exists(&mut tx, "SELECT 1 FROM accounts WHERE id = $1", id).await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn change_account_key(
+        &self,
+        id: &str,
+        old_thumbprint: &str,
+        new_thumbprint: &str,
+        new_jwk: &serde_json::Value,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // The unique constraint on key_thumbprint turns "the new key is in use" into Conflict.
+        let result = sqlx::query(
+            "UPDATE accounts SET key_thumbprint = $1, jwk = $2 \
+             WHERE id = $3 AND key_thumbprint = $4",
+        )
+        .bind(new_thumbprint)
+        .bind(to_json(new_jwk)?)
+        .bind(id)
+        .bind(old_thumbprint)
+        .execute(&mut *tx)
+        .await?;
+        let changed = result.rows_affected() == 1;
+        if !changed {
+            exists(&mut tx, "SELECT 1 FROM accounts WHERE id = $1", id).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn orders_by_account(
+        &self,
+        account_id: &str,
+        after: Option<&OrderCursor>,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<Order>> {
+        // Without a cursor, start above every possible position.
+        let (after_secs, after_id) = after.map_or((i64::MAX, ""), |c| (secs(c.created_at), &c.id));
+        let mut tx = self.pool.begin_with(BEGIN_READ).await?;
+        // Ids compare byte-wise (collation "C"), as in SQLite, whatever the database's locale.
+        let order_rows = sqlx::query(
+            "SELECT id, account_id, identifiers, not_before, not_after, expires, created_at, \
+             processing_since, certificate_id, error FROM orders \
+             WHERE account_id = $1 AND error IS NULL \
+             AND (certificate_id IS NOT NULL OR processing_since IS NOT NULL OR expires > $2) \
+             AND (created_at, id COLLATE \"C\") < ($3, $4) \
+             ORDER BY created_at DESC, id COLLATE \"C\" DESC LIMIT $5",
+        )
+        .bind(account_id)
+        .bind(secs(now))
+        .bind(after_secs)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let ids: Vec<String> = order_rows
+            .iter()
+            .map(|row| rows::Columns::text(row, "id"))
+            .collect::<StoreResult<_>>()?;
+        let pairs: Vec<(String, String)> = sqlx::query_as(
+            "SELECT order_id, authorization_id FROM order_authorizations \
+             WHERE order_id = ANY($1) ORDER BY order_id, position",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut by_order = rows::authorization_ids_by_order(pairs);
+        order_rows
+            .iter()
+            .zip(&ids)
+            .map(|(row, id)| rows::order(row, by_order.remove(id).unwrap_or_default()))
+            .collect()
+    }
+
+    async fn insert_eab_key(&self, key: &EabKey) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO eab_keys (id, hmac_key, label, reusable, created_at, revoked_at, \
+             use_count) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&key.id)
+        .bind(crate::jose::base64url(&key.hmac_key))
+        .bind(&key.label)
+        .bind(key.reusable)
+        .bind(secs(key.created_at))
+        .bind(opt_secs(key.revoked_at))
+        .bind(i64::try_from(key.use_count).map_err(other)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn eab_key(&self, id: &str) -> StoreResult<EabKey> {
+        let row = sqlx::query(
+            "SELECT id, hmac_key, label, reusable, created_at, revoked_at, use_count \
+             FROM eab_keys WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        rows::eab_key(&row)
+    }
+
+    async fn eab_keys(&self) -> StoreResult<Vec<EabKey>> {
+        let found = sqlx::query(
+            "SELECT id, hmac_key, label, reusable, created_at, revoked_at, use_count \
+             FROM eab_keys ORDER BY created_at, id COLLATE \"C\"",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        found.iter().map(rows::eab_key).collect()
+    }
+
+    async fn revoke_eab_key(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let result =
+            sqlx::query("UPDATE eab_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(secs(at))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        let revoked = result.rows_affected() == 1;
+        if !revoked {
+            exists(&mut tx, "SELECT 1 FROM eab_keys WHERE id = $1", id).await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    async fn insert_account_with_eab(
+        &self,
+        account: &Account,
+        eab_key_id: &str,
+    ) -> StoreResult<Result<(), EabRefusal>> {
+        let mut tx = self.pool.begin().await?;
+        // Guarded: a second binder waits for the first one's row lock, then re-checks the
+        // guard, so of two accounts racing for a single-use key exactly one binds.
+        let result = sqlx::query(
+            "UPDATE eab_keys SET use_count = use_count + 1 \
+             WHERE id = $1 AND revoked_at IS NULL AND (reusable OR use_count = 0)",
+        )
+        .bind(eab_key_id)
+        .execute(&mut *tx)
+        .await?;
+        if result.rows_affected() != 1 {
+            let revoked: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT revoked_at FROM eab_keys WHERE id = $1")
+                    .bind(eab_key_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Ok(Err(rows::eab_refusal(revoked)));
+        }
+        sqlx::query(
+            "INSERT INTO accounts (id, key_thumbprint, jwk, contact, status, created_at, \
+             eab_key_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&account.id)
+        .bind(&account.key_thumbprint)
+        .bind(to_json(&account.jwk)?)
+        .bind(to_json(&account.contact)?)
+        .bind(account.status.as_str())
+        .bind(secs(account.created_at))
+        .bind(eab_key_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    async fn account_eab_key(&self, account_id: &str) -> StoreResult<Option<EabKey>> {
+        let eab_key_id: Option<String> =
+            sqlx::query_scalar("SELECT eab_key_id FROM accounts WHERE id = $1")
+                .bind(account_id)
+                .fetch_one(&self.pool)
+                .await?;
+        match eab_key_id {
+            Some(id) => Ok(Some(self.eab_key(&id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    // --- end of accounts (issue 3) ---
 
     async fn insert_order(
         &self,

@@ -11,7 +11,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use time::OffsetDateTime;
 
 use super::{
-    Account, Authorization, Certificate, Challenge, Order, RevokedCertificate, StoreError,
+    Account, Authorization, Certificate, Challenge, EabKey, Order, RevokedCertificate, StoreError,
     StoreResult,
 };
 use crate::acme::{AccountStatus, ChallengeStatus};
@@ -142,6 +142,46 @@ pub(crate) fn account(row: &impl Columns) -> StoreResult<Account> {
         created_at: time(row.int("created_at")?)?,
     })
 }
+
+// --- Accounts (issue 3) ---
+
+pub(crate) fn eab_key(row: &impl Columns) -> StoreResult<EabKey> {
+    use base64::Engine as _;
+    let hmac_key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(row.text("hmac_key")?)
+        .map_err(|e| other(format!("stored eab_keys.hmac_key is not base64url: {e}")))?;
+    Ok(EabKey {
+        id: row.text("id")?,
+        hmac_key,
+        label: row.text("label")?,
+        reusable: row.flag("reusable")?,
+        created_at: time(row.int("created_at")?)?,
+        revoked_at: opt_time(row.opt_int("revoked_at")?)?,
+        use_count: u64::try_from(row.int("use_count")?).map_err(other)?,
+    })
+}
+
+/// Groups `(order_id, authorization_id)` rows, in position order, by order.
+pub(crate) fn authorization_ids_by_order(
+    pairs: Vec<(String, String)>,
+) -> HashMap<String, Vec<String>> {
+    let mut by_order: HashMap<String, Vec<String>> = HashMap::new();
+    for (order_id, authorization_id) in pairs {
+        by_order.entry(order_id).or_default().push(authorization_id);
+    }
+    by_order
+}
+
+/// Why a guarded bind changed nothing, from the key's `revoked_at` (`None`: no such key).
+pub(crate) fn eab_refusal(revoked_at: Option<Option<i64>>) -> super::EabRefusal {
+    match revoked_at {
+        None => super::EabRefusal::Unknown,
+        Some(Some(_)) => super::EabRefusal::Revoked,
+        Some(None) => super::EabRefusal::Used,
+    }
+}
+
+// --- end of accounts (issue 3) ---
 
 /// An order row; `authorization_ids` come from the join table, in position order.
 pub(crate) fn order(row: &impl Columns, authorization_ids: Vec<String>) -> StoreResult<Order> {
