@@ -757,7 +757,14 @@ async fn valid_authorization_lookup(store: Arc<dyn Store>) {
     pending.expires = at(T0 + 3 * day);
     let wildcard = valid_authorization("authz-wild", "acct-1", "*.example.com", T0 + day);
     let other_account = valid_authorization("authz-other", "acct-2", "other.example.com", T0 + day);
-    for authz in [&early, &late, &deactivated, &pending, &wildcard, &other_account] {
+    for authz in [
+        &early,
+        &late,
+        &deactivated,
+        &pending,
+        &wildcard,
+        &other_account,
+    ] {
         store.insert_authorization(authz).await.unwrap();
     }
     let lookup = |account: &'static str, name: &'static str, at_secs: i64| {
@@ -771,18 +778,70 @@ async fn valid_authorization_lookup(store: Arc<dyn Store>) {
         }
     };
     let cases: [(&str, &str, &str, i64, Option<&str>); 9] = [
-        ("the one that expires last", "acct-1", "www.example.com", T0, Some("authz-late")),
-        ("still the later one", "acct-1", "www.example.com", T0 + day, Some("authz-late")),
-        ("expired at the instant", "acct-1", "www.example.com", T0 + 2 * day, None),
-        ("deactivated is not reused", "acct-1", "www.example.com", T0 + 2 * day + 1, None),
-        ("pending is not valid", "acct-1", "pending.example.com", T0, None),
-        ("wildcard matches wildcard", "acct-1", "*.example.com", T0, Some("authz-wild")),
-        ("base name is not the wildcard", "acct-1", "example.com", T0, None),
+        (
+            "the one that expires last",
+            "acct-1",
+            "www.example.com",
+            T0,
+            Some("authz-late"),
+        ),
+        (
+            "still the later one",
+            "acct-1",
+            "www.example.com",
+            T0 + day,
+            Some("authz-late"),
+        ),
+        (
+            "expired at the instant",
+            "acct-1",
+            "www.example.com",
+            T0 + 2 * day,
+            None,
+        ),
+        (
+            "deactivated is not reused",
+            "acct-1",
+            "www.example.com",
+            T0 + 2 * day + 1,
+            None,
+        ),
+        (
+            "pending is not valid",
+            "acct-1",
+            "pending.example.com",
+            T0,
+            None,
+        ),
+        (
+            "wildcard matches wildcard",
+            "acct-1",
+            "*.example.com",
+            T0,
+            Some("authz-wild"),
+        ),
+        (
+            "base name is not the wildcard",
+            "acct-1",
+            "example.com",
+            T0,
+            None,
+        ),
         ("another account's", "acct-1", "other.example.com", T0, None),
-        ("unknown account", "acct-missing", "www.example.com", T0, None),
+        (
+            "unknown account",
+            "acct-missing",
+            "www.example.com",
+            T0,
+            None,
+        ),
     ];
     for (case, account, name, at_secs, want) in cases {
-        assert_eq!(lookup(account, name, at_secs).await.as_deref(), want, "{case}");
+        assert_eq!(
+            lookup(account, name, at_secs).await.as_deref(),
+            want,
+            "{case}"
+        );
     }
     // The whole authorization comes back, challenges in order.
     let found = store
@@ -791,7 +850,13 @@ async fn valid_authorization_lookup(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(found, Some(late));
     let ip = Identifier::parse("ip", "192.0.2.1").unwrap();
-    assert_eq!(store.valid_authorization("acct-1", &ip, at(T0)).await.unwrap(), None);
+    assert_eq!(
+        store
+            .valid_authorization("acct-1", &ip, at(T0))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn insert_authorization(store: Arc<dyn Store>) {
@@ -799,7 +864,10 @@ async fn insert_authorization(store: Arc<dyn Store>) {
     let authz = authorization("authz-1", "acct-1", dns("pre.example.com"));
     store.insert_authorization(&authz).await.unwrap();
     assert_eq!(store.authorization(&authz.id).await.unwrap(), authz);
-    assert_conflict(store.insert_authorization(&authz).await, "authorizations.id");
+    assert_conflict(
+        store.insert_authorization(&authz).await,
+        "authorizations.id",
+    );
     // Usable by a later order.
     let order = Order {
         id: "order-pre".into(),
