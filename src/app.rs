@@ -45,6 +45,7 @@ impl App {
         let validator = Validator::new(
             ValidationSettings {
                 http01_port: config.validation.http01_port,
+                tls_alpn01_port: config.validation.tls_alpn01_port,
                 timeout: config.validation.timeout.as_std(),
                 max_concurrent: config.validation.max_concurrent,
             },

@@ -1207,3 +1207,191 @@ async fn postgres_replicas_migrate_concurrently() {
     };
     backend.finish().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Challenges slice (issue 3): authorization reuse and newAuthz
+
+/// An authorization of `account_id` for `name`, valid (one valid challenge) until `expires`.
+fn valid_authorization(id: &str, account_id: &str, name: &str, expires: i64) -> Authorization {
+    let mut authz = authorization(id, account_id, dns(name));
+    authz.challenges[2].status = ChallengeStatus::Valid;
+    authz.challenges[2].validated_at = Some(at(T0 + 1));
+    authz.expires = at(expires);
+    authz
+}
+
+async fn valid_authorization_lookup(store: Arc<dyn Store>) {
+    for n in [1, 2] {
+        store.insert_account(&account(n)).await.unwrap();
+    }
+    let day = 86_400;
+    let early = valid_authorization("authz-early", "acct-1", "www.example.com", T0 + day);
+    let late = valid_authorization("authz-late", "acct-1", "www.example.com", T0 + 2 * day);
+    let mut deactivated =
+        valid_authorization("authz-off", "acct-1", "www.example.com", T0 + 3 * day);
+    deactivated.deactivated = true;
+    // Pending and invalid challenges only: not valid.
+    let mut pending = authorization("authz-pending", "acct-1", dns("pending.example.com"));
+    pending.expires = at(T0 + 3 * day);
+    let wildcard = valid_authorization("authz-wild", "acct-1", "*.example.com", T0 + day);
+    let other_account = valid_authorization("authz-other", "acct-2", "other.example.com", T0 + day);
+    for authz in [
+        &early,
+        &late,
+        &deactivated,
+        &pending,
+        &wildcard,
+        &other_account,
+    ] {
+        store.insert_authorization(authz).await.unwrap();
+    }
+    let lookup = |account: &'static str, name: &'static str, at_secs: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .valid_authorization(account, &dns(name), at(at_secs))
+                .await
+                .unwrap()
+                .map(|a| a.id)
+        }
+    };
+    let cases: [(&str, &str, &str, i64, Option<&str>); 9] = [
+        (
+            "the one that expires last",
+            "acct-1",
+            "www.example.com",
+            T0,
+            Some("authz-late"),
+        ),
+        (
+            "still the later one",
+            "acct-1",
+            "www.example.com",
+            T0 + day,
+            Some("authz-late"),
+        ),
+        (
+            "expired at the instant",
+            "acct-1",
+            "www.example.com",
+            T0 + 2 * day,
+            None,
+        ),
+        (
+            "deactivated is not reused",
+            "acct-1",
+            "www.example.com",
+            T0 + 2 * day + 1,
+            None,
+        ),
+        (
+            "pending is not valid",
+            "acct-1",
+            "pending.example.com",
+            T0,
+            None,
+        ),
+        (
+            "wildcard matches wildcard",
+            "acct-1",
+            "*.example.com",
+            T0,
+            Some("authz-wild"),
+        ),
+        (
+            "base name is not the wildcard",
+            "acct-1",
+            "example.com",
+            T0,
+            None,
+        ),
+        ("another account's", "acct-1", "other.example.com", T0, None),
+        (
+            "unknown account",
+            "acct-missing",
+            "www.example.com",
+            T0,
+            None,
+        ),
+    ];
+    for (case, account, name, at_secs, want) in cases {
+        assert_eq!(
+            lookup(account, name, at_secs).await.as_deref(),
+            want,
+            "{case}"
+        );
+    }
+    // The whole authorization comes back, challenges in order.
+    let found = store
+        .valid_authorization("acct-1", &dns("www.example.com"), at(T0))
+        .await
+        .unwrap();
+    assert_eq!(found, Some(late));
+    let ip = Identifier::parse("ip", "192.0.2.1").unwrap();
+    assert_eq!(
+        store
+            .valid_authorization("acct-1", &ip, at(T0))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn insert_authorization(store: Arc<dyn Store>) {
+    store.insert_account(&account(1)).await.unwrap();
+    let authz = authorization("authz-1", "acct-1", dns("pre.example.com"));
+    store.insert_authorization(&authz).await.unwrap();
+    assert_eq!(store.authorization(&authz.id).await.unwrap(), authz);
+    assert_conflict(
+        store.insert_authorization(&authz).await,
+        "authorizations.id",
+    );
+    // Usable by a later order.
+    let order = Order {
+        id: "order-pre".into(),
+        account_id: "acct-1".into(),
+        identifiers: vec![authz.identifier.clone()],
+        authorization_ids: vec![authz.id.clone()],
+        not_before: None,
+        not_after: None,
+        expires: at(T0 + 3600),
+        created_at: at(T0),
+        processing_since: None,
+        certificate_id: None,
+        error: None,
+    };
+    store.insert_order(&order, &[]).await.unwrap();
+    assert_eq!(store.order(&order.id).await.unwrap(), order);
+    let orphan = authorization("authz-2", "acct-missing", dns("x.example.com"));
+    assert_not_found(store.insert_authorization(&orphan).await);
+    let mut misnested = authorization("authz-3", "acct-1", dns("y.example.com"));
+    misnested.challenges[0].authorization_id = "authz-1".into();
+    let refused = store.insert_authorization(&misnested).await;
+    assert!(matches!(refused, Err(StoreError::Other(_))), "{refused:?}");
+    assert_not_found(store.authorization("authz-3").await);
+}
+
+/// The checks above, on both backends (kept out of the `contract!` list so that this section
+/// stands alone).
+macro_rules! challenges_contract {
+    ($($check:ident),+ $(,)?) => {
+        mod challenges_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Sqlite, _, _>(super::$check).await;
+                }
+            )+
+        }
+        mod challenges_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Postgres, _, _>(super::$check).await;
+                }
+            )+
+        }
+    };
+}
+
+challenges_contract!(valid_authorization_lookup, insert_authorization);

@@ -99,6 +99,35 @@ impl ChallTestSrv {
             .map(drop)
     }
 
+    /// The management API's base URL, for hook scripts (`$CHALLTESTSRV_URL`).
+    pub fn management_url(&self) -> &str {
+        &self.management_url
+    }
+
+    /// Add a TXT record `value` at `host` (e.g. `_acme-challenge.a.test`); values accumulate.
+    pub async fn set_txt(&self, host: &str, value: &str) -> Result<()> {
+        self.post("set-txt", json!({ "host": fqdn(host), "value": value }))
+            .await
+            .map(drop)
+    }
+
+    /// Remove every TXT record at `host`.
+    pub async fn clear_txt(&self, host: &str) -> Result<()> {
+        self.post("clear-txt", json!({ "host": fqdn(host) }))
+            .await
+            .map(drop)
+    }
+
+    /// Make `host` a CNAME for `target` (challtestsrv follows one level itself).
+    pub async fn set_cname(&self, host: &str, target: &str) -> Result<()> {
+        self.post(
+            "set-cname",
+            json!({ "host": fqdn(host), "target": fqdn(target) }),
+        )
+        .await
+        .map(drop)
+    }
+
     /// The DNS questions received for `host` (given without the trailing dot).
     pub async fn dns_queries(&self, host: &str) -> Result<Vec<DnsQuestion>> {
         let history = self
@@ -142,6 +171,15 @@ impl ChallTestSrv {
             return Ok(Value::Null);
         }
         serde_json::from_str(&text).with_context(|| format!("POST {url} returned {text:?}"))
+    }
+}
+
+/// challtestsrv keys its records by fully qualified name, with the trailing dot.
+fn fqdn(host: &str) -> String {
+    if host.ends_with('.') {
+        host.to_owned()
+    } else {
+        format!("{host}.")
     }
 }
 

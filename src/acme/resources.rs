@@ -16,6 +16,9 @@ pub struct Directory {
     pub revoke_cert: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_change: Option<String>,
+    /// Pre-authorization (RFC 8555 §7.4.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_authz: Option<String>,
     pub meta: DirectoryMeta,
 }
 
@@ -141,6 +144,12 @@ pub struct ChallengeResource {
     pub validated: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Problem>,
+}
+
+/// The `newAuthz` payload (RFC 8555 §7.4.1).
+#[derive(Clone, Debug, Deserialize)]
+pub struct NewAuthzRequest {
+    pub identifier: IdentifierJson,
 }
 
 /// The `finalize` payload (RFC 8555 §7.4).

@@ -36,8 +36,14 @@ pub async fn authorization(
 
 pub fn resource(links: &Links, view: &AuthorizationView) -> AuthorizationResource {
     let authz = &view.authorization;
+    // RFC 8555 §7.1.4: a wildcard authorization names the base domain and says `wildcard`;
+    // it is stored with its `*.` so that it is never mistaken for the base name's own.
+    let mut identifier = IdentifierJson::from(&authz.identifier);
+    if let Some(base) = identifier.value.strip_prefix("*.") {
+        identifier.value = base.to_owned();
+    }
     AuthorizationResource {
-        identifier: IdentifierJson::from(&authz.identifier),
+        identifier,
         status: view.status,
         expires: super::rfc3339(authz.expires),
         challenges: authz

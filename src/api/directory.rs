@@ -16,6 +16,7 @@ pub async fn directory(State(state): State<AppState>) -> Response {
         new_order: app.links.new_order(),
         revoke_cert: Some(app.links.revoke_cert()),
         key_change: Some(app.links.key_change()),
+        new_authz: Some(app.links.new_authz()),
         meta: DirectoryMeta {
             terms_of_service: config.acme.terms_of_service.clone(),
             website: config.acme.website.clone(),

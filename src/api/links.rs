@@ -26,6 +26,9 @@ impl Links {
     pub fn new_order(&self) -> String {
         format!("{}/acme/new-order", self.base)
     }
+    pub fn new_authz(&self) -> String {
+        format!("{}/acme/new-authz", self.base)
+    }
     pub fn account(&self, id: &str) -> String {
         format!("{}{}{id}", self.base, ACCOUNT_PATH)
     }

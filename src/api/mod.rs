@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod key_change;
 pub mod links;
+pub mod new_authz;
 pub mod nonce;
 pub mod order;
 pub mod orders;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/acme/order/{id}", post_only(order::order))
         .route("/acme/order/{id}/finalize", post_only(order::finalize))
         .route("/acme/authz/{id}", post_only(authz::authorization))
+        .route("/acme/new-authz", post_only(new_authz::new_authz))
         .route("/acme/chall/{id}", post_only(challenge::challenge))
         .route("/acme/cert/{id}", post_only(certificate::certificate))
         .route("/acme/revoke-cert", post_only(revoke::revoke_cert))

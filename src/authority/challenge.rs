@@ -40,11 +40,26 @@ impl Authority {
             "authorization",
         )?;
         let status = authorization_status(&authz, self.now());
-        if status != AuthorizationStatus::Pending {
-            return Err(Problem::malformed(format!(
-                "the authorization is {status}; its challenges can no longer be answered"
-            ))
-            .into());
+        match status {
+            AuthorizationStatus::Pending => {}
+            // RFC 8555 §7.1.6: one valid challenge makes the authorization valid; the others
+            // need no answer, and answering one changes nothing.
+            AuthorizationStatus::Valid => return Ok(challenge),
+            _ => {
+                return Err(Problem::malformed(format!(
+                    "the authorization is {status}; its challenges can no longer be answered"
+                ))
+                .into());
+            }
+        }
+        // Only one challenge of an authorization needs to pass, so only one is validated at a
+        // time: while another is processing, this one stays as it is.
+        if authz
+            .challenges
+            .iter()
+            .any(|c| c.id != challenge.id && c.status == ChallengeStatus::Processing)
+        {
+            return Ok(challenge);
         }
         let moved = self
             .store

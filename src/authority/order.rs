@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::{Duration, OffsetDateTime};
 
 use crate::acme::identifier::IdentifierJson;
 use crate::acme::resources::NewOrderRequest;
@@ -12,9 +13,15 @@ use crate::acme::{
     ProblemType,
 };
 use crate::storage::{Account, Authorization, Challenge, Order};
+use crate::validation::ChallengeType;
 
 use super::state::{authorization_status, order_status};
 use super::{Authority, Result, found, random_bytes, random_id};
+
+/// A valid authorization is reused only if it stays valid at least this long: the new order
+/// expires with it, and the client needs time to finalize. Ten minutes is ample for an order
+/// that is ready at once.
+const REUSE_MIN_REMAINING: Duration = Duration::minutes(10);
 
 /// An order with its authorizations and its derived status.
 #[derive(Clone, Debug)]
@@ -45,31 +52,27 @@ impl Authority {
         }
         let identifiers = self.check_identifiers(&request.identifiers)?;
         let now = self.now();
-        let authz_expires = now + self.settings.authorization_lifetime;
-        let authorizations: Vec<Authorization> = identifiers
-            .iter()
-            .map(|identifier| {
-                let id = random_id();
-                Authorization {
-                    challenges: vec![Challenge {
-                        id: random_id(),
-                        authorization_id: id.clone(),
-                        kind: "http-01".into(),
-                        // RFC 8555 §8.3: at least 128 bits of entropy.
-                        token: URL_SAFE_NO_PAD.encode(random_bytes::<32>()),
-                        status: ChallengeStatus::Pending,
-                        validated_at: None,
-                        error: None,
-                    }],
-                    id,
-                    account_id: account.id.clone(),
-                    identifier: identifier.clone(),
-                    expires: authz_expires,
-                    created_at: now,
-                    deactivated: false,
+        let mut authorizations = Vec::with_capacity(identifiers.len());
+        let mut created = Vec::new();
+        for identifier in &identifiers {
+            match self.reusable_authorization(account, identifier).await? {
+                Some(reused) => authorizations.push(reused),
+                None => {
+                    let fresh = self.fresh_authorization(account, identifier);
+                    created.push(fresh.clone());
+                    authorizations.push(fresh);
                 }
-            })
-            .collect();
+            }
+        }
+        // An order cannot outlive the authorizations it needs, reused ones included.
+        let lifetime = self
+            .settings
+            .order_lifetime
+            .min(self.settings.authorization_lifetime);
+        let expires = authorizations
+            .iter()
+            .map(|a| a.expires)
+            .fold(now + lifetime, OffsetDateTime::min);
         let order = Order {
             id: random_id(),
             account_id: account.id.clone(),
@@ -77,19 +80,94 @@ impl Authority {
             authorization_ids: authorizations.iter().map(|a| a.id.clone()).collect(),
             not_before: None,
             not_after: None,
-            // An order cannot outlive the authorizations it needs.
-            expires: now
-                + self
-                    .settings
-                    .order_lifetime
-                    .min(self.settings.authorization_lifetime),
+            expires,
             created_at: now,
             processing_since: None,
             certificate_id: None,
             error: None,
         };
-        self.store.insert_order(&order, &authorizations).await?;
+        self.store.insert_order(&order, &created).await?;
         Ok(self.view(order, authorizations))
+    }
+
+    /// Pre-authorization (RFC 8555 §7.4.1): a valid authorization of the account for the
+    /// identifier if there is one to reuse, else a new pending one. Wildcards are refused:
+    /// "pre-authorization cannot be used to authorize issuance of certificates containing
+    /// wildcard domain names" (§7.4.1).
+    pub async fn new_authorization(
+        &self,
+        account: &Account,
+        requested: &IdentifierJson,
+    ) -> Result<AuthorizationView> {
+        let identifier = self
+            .check_identifiers(std::slice::from_ref(requested))?
+            .remove(0);
+        if identifier.is_wildcard() {
+            return Err(Problem::new(
+                ProblemType::RejectedIdentifier,
+                format!(
+                    "{} is a wildcard; RFC 8555 §7.4.1 does not allow pre-authorization of \
+                     wildcards, request it in an order",
+                    requested.value
+                ),
+            )
+            .with_identifier(identifier)
+            .into());
+        }
+        let authorization = match self.reusable_authorization(account, &identifier).await? {
+            Some(reused) => reused,
+            None => {
+                let fresh = self.fresh_authorization(account, &identifier);
+                self.store.insert_authorization(&fresh).await?;
+                fresh
+            }
+        };
+        let status = authorization_status(&authorization, self.now());
+        Ok(AuthorizationView {
+            authorization,
+            status,
+        })
+    }
+
+    /// A valid authorization of `account` for exactly `identifier` that stays valid long
+    /// enough to finalize an order with it.
+    async fn reusable_authorization(
+        &self,
+        account: &Account,
+        identifier: &Identifier,
+    ) -> Result<Option<Authorization>> {
+        let valid_at = self.now() + REUSE_MIN_REMAINING;
+        Ok(self
+            .store
+            .valid_authorization(&account.id, identifier, valid_at)
+            .await?)
+    }
+
+    /// A new pending authorization with one challenge per type offered for `identifier`.
+    fn fresh_authorization(&self, account: &Account, identifier: &Identifier) -> Authorization {
+        let now = self.now();
+        let id = random_id();
+        Authorization {
+            challenges: ChallengeType::offered_for(identifier)
+                .iter()
+                .map(|kind| Challenge {
+                    id: random_id(),
+                    authorization_id: id.clone(),
+                    kind: kind.as_str().to_owned(),
+                    // RFC 8555 §8.3: at least 128 bits of entropy.
+                    token: URL_SAFE_NO_PAD.encode(random_bytes::<32>()),
+                    status: ChallengeStatus::Pending,
+                    validated_at: None,
+                    error: None,
+                })
+                .collect(),
+            id,
+            account_id: account.id.clone(),
+            identifier: identifier.clone(),
+            expires: now + self.settings.authorization_lifetime,
+            created_at: now,
+            deactivated: false,
+        }
     }
 
     /// Parses, normalises and de-duplicates the requested identifiers. Every refused
@@ -114,16 +192,6 @@ impl Authority {
         let mut refused: Vec<Problem> = Vec::new();
         for json in requested {
             match Identifier::parse(&json.kind, &json.value) {
-                Ok(id) if id.is_wildcard() => refused.push(
-                    Problem::new(
-                        ProblemType::RejectedIdentifier,
-                        format!(
-                            "{} is a wildcard; wildcards need dns-01, which is not offered yet",
-                            json.value
-                        ),
-                    )
-                    .with_identifier(id),
-                ),
                 Ok(id) => {
                     if accepted.insert(id.clone()) {
                         ordered.push(id);

@@ -235,6 +235,18 @@ pub trait Store: Send + Sync + 'static {
     /// is missing.
     async fn authorizations(&self, ids: &[String]) -> StoreResult<Vec<Authorization>>;
     async fn challenge(&self, id: &str) -> StoreResult<Challenge>;
+    /// The account's authorization for exactly `identifier` (a wildcard matches only a
+    /// wildcard) that has a valid challenge, is not deactivated and expires after `valid_at`;
+    /// of several, the one that expires last. Orders and newAuthz reuse it (RFC 8555 §7.4).
+    async fn valid_authorization(
+        &self,
+        account_id: &str,
+        identifier: &Identifier,
+        valid_at: OffsetDateTime,
+    ) -> StoreResult<Option<Authorization>>;
+    /// Inserts an authorization with its challenges outside any order (newAuthz, RFC 8555
+    /// §7.4.1). `NotFound` if the account does not exist.
+    async fn insert_authorization(&self, authorization: &Authorization) -> StoreResult<()>;
 
     /// Moves a challenge from `from` to `to`, recording `validated_at` and `error`, only if its
     /// status is still `from`. `Ok(false)` if another request got there first.

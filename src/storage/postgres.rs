@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "revocation",
         include_str!("../../migrations/postgres/0003_revocation.sql"),
     ),
+    (
+        4,
+        "challenges",
+        include_str!("../../migrations/postgres/0004_challenges.sql"),
+    ),
 ];
 
 /// Multi-statement reads see one snapshot, e.g. an order and its authorization list.
@@ -522,6 +527,40 @@ impl Store for PostgresStore {
         .fetch_one(&self.pool)
         .await?;
         rows::challenge(&row)
+    }
+
+    async fn valid_authorization(
+        &self,
+        account_id: &str,
+        identifier: &Identifier,
+        valid_at: OffsetDateTime,
+    ) -> StoreResult<Option<Authorization>> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT a.id FROM authorizations a \
+             WHERE a.account_id = $1 AND a.identifier = $2 AND NOT a.deactivated \
+             AND a.expires > $3 \
+             AND EXISTS (SELECT 1 FROM challenges c \
+                         WHERE c.authorization_id = a.id AND c.status = $4) \
+             ORDER BY a.expires DESC, a.id LIMIT 1",
+        )
+        .bind(account_id)
+        .bind(to_json(identifier)?)
+        .bind(secs(valid_at))
+        .bind(ChallengeStatus::Valid.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        match id {
+            Some(id) => Ok(Some(self.authorization(&id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn insert_authorization(&self, authorization: &Authorization) -> StoreResult<()> {
+        rows::check_nesting(std::slice::from_ref(authorization))?;
+        let mut tx = self.pool.begin().await?;
+        insert_authorization(&mut tx, authorization).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn transition_challenge(

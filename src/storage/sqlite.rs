@@ -44,6 +44,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "revocation",
         include_str!("../../migrations/sqlite/0003_revocation.sql"),
     ),
+    (
+        4,
+        "challenges",
+        include_str!("../../migrations/sqlite/0004_challenges.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -491,6 +496,39 @@ impl Store for SqliteStore {
         .fetch_one(&self.pool)
         .await?;
         rows::challenge(&row)
+    }
+
+    async fn valid_authorization(
+        &self,
+        account_id: &str,
+        identifier: &Identifier,
+        valid_at: OffsetDateTime,
+    ) -> StoreResult<Option<Authorization>> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT a.id FROM authorizations a \
+             WHERE a.account_id = ? AND a.identifier = ? AND a.deactivated = 0 AND a.expires > ? \
+             AND EXISTS (SELECT 1 FROM challenges c \
+                         WHERE c.authorization_id = a.id AND c.status = ?) \
+             ORDER BY a.expires DESC, a.id LIMIT 1",
+        )
+        .bind(account_id)
+        .bind(to_json(identifier)?)
+        .bind(secs(valid_at))
+        .bind(ChallengeStatus::Valid.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        match id {
+            Some(id) => Ok(Some(self.authorization(&id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn insert_authorization(&self, authorization: &Authorization) -> StoreResult<()> {
+        rows::check_nesting(std::slice::from_ref(authorization))?;
+        let mut tx = self.write().await?;
+        insert_authorization(&mut tx, authorization).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn transition_challenge(

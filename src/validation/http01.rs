@@ -185,6 +185,7 @@ mod tests {
     fn settings(port: u16) -> ValidationSettings {
         ValidationSettings {
             http01_port: port,
+            tls_alpn01_port: 443,
             timeout: Duration::from_secs(5),
             max_concurrent: 4,
         }

@@ -10,6 +10,8 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::proto::rr::rdata::TXT;
 
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DnsError {
@@ -17,6 +19,8 @@ pub enum DnsError {
     NxDomain(String),
     #[error("DNS problem: no A or AAAA records for {0}")]
     NoRecords(String),
+    #[error("DNS problem: no TXT records for {0}")]
+    NoTxtRecords(String),
     #[error("DNS problem: query timed out looking up {0}")]
     Timeout(String),
     #[error("DNS problem: looking up {name}: {message}")]
@@ -27,6 +31,10 @@ pub enum DnsError {
 pub trait Resolver: Send + Sync + 'static {
     /// The A and AAAA records of `name`; never empty on success.
     async fn lookup_ip(&self, name: &str) -> Result<Vec<IpAddr>, DnsError>;
+
+    /// The TXT records of `name`, each one's character-strings joined; never empty on
+    /// success. A CNAME at `name` is followed, so the records may belong to its target.
+    async fn lookup_txt(&self, name: &str) -> Result<Vec<String>, DnsError>;
 }
 
 /// hickory-resolver, on the system's name servers or on one configured `host:port`.
@@ -80,14 +88,55 @@ impl Resolver for HickoryResolver {
                     Ok(ips)
                 }
             }
-            Err(e) if e.is_nx_domain() => Err(DnsError::NxDomain(name.to_owned())),
-            Err(e) if e.is_no_records_found() => Err(DnsError::NoRecords(name.to_owned())),
-            Err(NetError::Timeout) => Err(DnsError::Timeout(name.to_owned())),
-            Err(e) => Err(DnsError::Other {
-                name: name.to_owned(),
-                message: e.to_string(),
-            }),
+            Err(e) => Err(dns_error(name, e, DnsError::NoRecords)),
         }
+    }
+
+    async fn lookup_txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        let fqdn = format!("{name}.");
+        match self.inner.txt_lookup(fqdn.as_str()).await {
+            // hickory follows a CNAME chain and returns it in the answers together with the
+            // target's records; only the TXT records matter here.
+            Ok(lookup) => {
+                let values: Vec<String> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|record| match &record.data {
+                        RData::TXT(txt) => Some(txt_value(txt)),
+                        _ => None,
+                    })
+                    .collect();
+                if values.is_empty() {
+                    Err(DnsError::NoTxtRecords(name.to_owned()))
+                } else {
+                    Ok(values)
+                }
+            }
+            Err(e) => Err(dns_error(name, e, DnsError::NoTxtRecords)),
+        }
+    }
+}
+
+/// A TXT record holds one or more character-strings; a value longer than 255 bytes is split
+/// across several, so they are joined (as RFC 7208 §3.3 does for SPF).
+fn txt_value(txt: &TXT) -> String {
+    let bytes: Vec<u8> = txt
+        .txt_data
+        .iter()
+        .flat_map(|part| part.iter().copied())
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn dns_error(name: &str, error: NetError, no_records: fn(String) -> DnsError) -> DnsError {
+    match error {
+        e if e.is_nx_domain() => DnsError::NxDomain(name.to_owned()),
+        e if e.is_no_records_found() => no_records(name.to_owned()),
+        NetError::Timeout => DnsError::Timeout(name.to_owned()),
+        e => DnsError::Other {
+            name: name.to_owned(),
+            message: e.to_string(),
+        },
     }
 }
 
@@ -95,7 +144,13 @@ impl Resolver for HickoryResolver {
 #[derive(Default)]
 pub struct FakeResolver {
     table: Mutex<HashMap<String, Vec<IpAddr>>>,
+    txt: Mutex<HashMap<String, Vec<String>>>,
+    cnames: Mutex<HashMap<String, String>>,
 }
+
+/// RFC 1034 §3.6.2 allows chains; a real resolver gives up after a few links, and so does the
+/// fake, so that a loop in a test's table cannot hang it.
+const MAX_CNAME_LINKS: usize = 8;
 
 impl FakeResolver {
     pub fn new() -> Arc<Self> {
@@ -108,6 +163,20 @@ impl FakeResolver {
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.to_ascii_lowercase(), ips);
     }
+
+    /// Sets the TXT records of `name`; an empty list means the name exists without TXT.
+    pub fn set_txt(&self, name: &str, values: Vec<String>) {
+        lock(&self.txt).insert(name.to_ascii_lowercase(), values);
+    }
+
+    /// Makes `name` a CNAME for `target`, followed by TXT lookups as a resolver would.
+    pub fn set_cname(&self, name: &str, target: &str) {
+        lock(&self.cnames).insert(name.to_ascii_lowercase(), target.to_ascii_lowercase());
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[async_trait]
@@ -119,5 +188,24 @@ impl Resolver for FakeResolver {
             Some(_) => Err(DnsError::NoRecords(name.to_owned())),
             None => Err(DnsError::NxDomain(name.to_owned())),
         }
+    }
+
+    async fn lookup_txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        let mut current = name.to_ascii_lowercase();
+        for _ in 0..MAX_CNAME_LINKS {
+            if let Some(target) = lock(&self.cnames).get(&current) {
+                current = target.clone();
+                continue;
+            }
+            return match lock(&self.txt).get(&current) {
+                Some(values) if !values.is_empty() => Ok(values.clone()),
+                Some(_) => Err(DnsError::NoTxtRecords(name.to_owned())),
+                None => Err(DnsError::NxDomain(name.to_owned())),
+            };
+        }
+        Err(DnsError::Other {
+            name: name.to_owned(),
+            message: format!("more than {MAX_CNAME_LINKS} CNAME links"),
+        })
     }
 }

@@ -5,6 +5,18 @@
 pub mod certbot;
 pub mod instant;
 pub mod lego;
+// Issue 3, challenges: dns-01, tls-alpn-01, wildcards and IP identifiers.
+pub mod certbot_dns;
+pub mod dehydrated;
+pub mod instant_challenges;
+pub mod lego_challenges;
+
+/// A hook script shipped in `acme-tests/hooks/`.
+pub fn hook(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("hooks")
+        .join(name)
+}
 
 use std::process::Output;
 use std::time::Duration;
