@@ -28,6 +28,8 @@ async fn directory_lists_the_resources() {
             "newNonce": format!("{BASE}/acme/new-nonce"),
             "newAccount": format!("{BASE}/acme/new-account"),
             "newOrder": format!("{BASE}/acme/new-order"),
+            "newAuthz": format!("{BASE}/acme/new-authz"),
+            "keyChange": format!("{BASE}/acme/key-change"),
             "revokeCert": format!("{BASE}/acme/revoke-cert"),
             "meta": {"caaIdentities": [], "externalAccountRequired": false},
         })
@@ -122,13 +124,17 @@ async fn happy_path_issues_a_certificate_end_to_end() {
     assert_eq!(order["finalize"], json!(format!("{order_url}/finalize")));
     assert!(order.get("certificate").is_none());
 
-    // The authorization has one http-01 challenge.
+    // A DNS name is offered http-01, dns-01 and tls-alpn-01; this test answers http-01.
     let authz_url = order["authorizations"][0].as_str().unwrap();
     let authz = ca.fetch(&account, authz_url).await;
     assert_eq!(authz["status"], "pending");
     assert_eq!(authz["identifier"], json!({"type": "dns", "value": NAME}));
     let challenges = authz["challenges"].as_array().unwrap();
-    assert_eq!(challenges.len(), 1);
+    let types: Vec<&str> = challenges
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["http-01", "dns-01", "tls-alpn-01"]);
     let challenge = &challenges[0];
     assert_eq!(challenge["type"], "http-01");
     assert_eq!(challenge["status"], "pending");
@@ -966,7 +972,7 @@ async fn non_json_payload_is_malformed() {
         problem["detail"]
             .as_str()
             .unwrap()
-            .starts_with("the payload is not valid: "),
+            .starts_with("the payload is not JSON: "),
         "{problem}"
     );
 }
@@ -1404,18 +1410,14 @@ async fn invalid_dns_name_is_rejected_identifier() {
 }
 
 #[tokio::test]
-async fn wildcard_is_rejected_identifier() {
+async fn wildcard_below_the_first_label_is_rejected_identifier() {
     let ca = TestCa::new().await;
     let account = ca.new_account().await;
-    let reply = ca.new_order_reply(&account, &["*.example.com"]).await;
-    let problem = reply.expect_problem_detail(
+    let reply = ca.new_order_reply(&account, &["a.*.example.com"]).await;
+    reply.expect_problem_detail(
         400,
         "rejectedIdentifier",
-        "*.example.com is a wildcard; wildcards need dns-01, which is not offered yet",
-    );
-    assert_eq!(
-        problem["identifier"],
-        json!({"type": "dns", "value": "*.example.com"})
+        "\"a.*.example.com\" is not a valid DNS name: it has a character other than a-z, 0-9, '-' and '.'",
     );
 }
 
@@ -1424,7 +1426,7 @@ async fn several_refused_identifiers_are_subproblems() {
     let ca = TestCa::new().await;
     let account = ca.new_account().await;
     let reply = ca
-        .new_order_reply(&account, &["*.example.com", "bad_name.example.com", NAME])
+        .new_order_reply(&account, &["a.*.example.com", "bad_name.example.com", NAME])
         .await;
     let problem = reply.expect_problem_detail(
         400,
@@ -1693,6 +1695,13 @@ async fn garbage_payloads_from_a_valid_account_are_4xx_problems() {
     ];
     for target in &targets {
         for payload in &payloads {
+            // RFC 8555 §7.3.2: an account update ignores fields it does not know (certbot
+            // sends the whole account object back), so only a bad `contact` or a non-object
+            // is an error there.
+            let ignored_by_account_update = payload.is_object() && payload.get("contact").is_none();
+            if *target == account.url && ignored_by_account_update {
+                continue;
+            }
             let reply = ca.account_post(&account, target, Some(payload)).await;
             assert!(
                 reply.status.is_client_error(),

@@ -155,8 +155,20 @@ fn json<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ApiError> {
             Problem::malformed("this request needs a JSON payload, not POST-as-GET").into(),
         );
     }
-    serde_json::from_slice(payload)
+    let value = json_object(payload)?;
+    serde_json::from_value(value)
         .map_err(|e| Problem::malformed(format!("the payload is not valid: {e}")).into())
+}
+
+/// RFC 8555 §7: every ACME payload is a JSON object. Checked before typed parsing, because
+/// serde would also read a struct from a JSON array.
+fn json_object(payload: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(payload)
+        .map_err(|e| Problem::malformed(format!("the payload is not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Problem::malformed("the payload must be a JSON object").into());
+    }
+    Ok(value)
 }
 
 fn require_account(verified: &mut Verified) -> Result<Account, ApiError> {
@@ -220,7 +232,7 @@ impl FromRequest<AppState> for AccountPost<Payload> {
         let payload = if verified.payload.is_empty() {
             Payload::Empty
         } else {
-            Payload::Json(json(&verified.payload)?)
+            Payload::Json(json_object(&verified.payload)?)
         };
         Ok(AccountPost { account, payload })
     }
