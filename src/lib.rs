@@ -23,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod issuer;
 pub mod jose;
+pub mod policy;
 pub mod server;
 pub mod storage;
 pub mod validation;
