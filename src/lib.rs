@@ -10,6 +10,7 @@
 //! - [`authority`]: the use cases and state transitions; the only writer to storage.
 //! - [`validation`]: stateless challenge checks and the DNS resolver; no storage.
 //! - [`issuer`]: the CA hierarchy, keys at rest, CSR parsing and signing; no storage.
+//! - [`policy`]: lifetimes, claims and profiles, ARI renewal windows (wired in as issue 4 lands).
 //! - [`storage`]: the `Store` trait with SQLite and PostgreSQL backends.
 //! - [`config`], [`cli`], [`app`], [`server`], [`clock`]: configuration, the command line, the
 //!   composition root, the listeners, and injected time.
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod issuer;
 pub mod jose;
+pub mod policy;
 pub mod server;
 pub mod storage;
 pub mod validation;

@@ -1442,6 +1442,38 @@ async fn several_refused_identifiers_are_subproblems() {
 }
 
 #[tokio::test]
+async fn refusals_of_different_types_are_compound() {
+    let ca = TestCa::new().await;
+    let account = ca.new_account().await;
+    let payload = json!({"identifiers": [
+        {"type": "email", "value": "a@example.com"},
+        {"type": "dns", "value": "bad_name.example.com"},
+    ]});
+    let reply = ca
+        .account_post(&account, "/acme/new-order", Some(&payload))
+        .await;
+    // RFC 8555 §6.7.1: causes of different types are reported as `compound`.
+    let problem = reply.expect_problem_detail(
+        403,
+        "compound",
+        "2 identifiers were refused; see subproblems",
+    );
+    let types: Vec<&str> = problem["subproblems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            support::urn("unsupportedIdentifier").as_str(),
+            support::urn("rejectedIdentifier").as_str()
+        ]
+    );
+}
+
+#[tokio::test]
 async fn another_accounts_resources_are_unauthorized() {
     let ca = TestCa::new().await;
     let alice = ca.new_account().await;

@@ -10,6 +10,8 @@ use super::Identifier;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProblemType {
     AccountDoesNotExist,
+    /// RFC 9773 §5: the certificate named in `replaces` was already replaced.
+    AlreadyReplaced,
     AlreadyRevoked,
     BadCsr,
     BadNonce,
@@ -23,6 +25,8 @@ pub enum ProblemType {
     ExternalAccountRequired,
     IncorrectResponse,
     InvalidContact,
+    /// draft-ietf-acme-profiles: the requested profile does not exist.
+    InvalidProfile,
     Malformed,
     OrderNotReady,
     RateLimited,
@@ -36,8 +40,9 @@ pub enum ProblemType {
 }
 
 impl ProblemType {
-    const ALL: [ProblemType; 24] = [
+    const ALL: [ProblemType; 26] = [
         Self::AccountDoesNotExist,
+        Self::AlreadyReplaced,
         Self::AlreadyRevoked,
         Self::BadCsr,
         Self::BadNonce,
@@ -51,6 +56,7 @@ impl ProblemType {
         Self::ExternalAccountRequired,
         Self::IncorrectResponse,
         Self::InvalidContact,
+        Self::InvalidProfile,
         Self::Malformed,
         Self::OrderNotReady,
         Self::RateLimited,
@@ -67,6 +73,7 @@ impl ProblemType {
     pub fn code_and_status(self) -> (&'static str, u16) {
         match self {
             Self::AccountDoesNotExist => ("accountDoesNotExist", 400),
+            Self::AlreadyReplaced => ("alreadyReplaced", 409),
             Self::AlreadyRevoked => ("alreadyRevoked", 400),
             Self::BadCsr => ("badCSR", 400),
             Self::BadNonce => ("badNonce", 400),
@@ -80,6 +87,7 @@ impl ProblemType {
             Self::ExternalAccountRequired => ("externalAccountRequired", 403),
             Self::IncorrectResponse => ("incorrectResponse", 403),
             Self::InvalidContact => ("invalidContact", 400),
+            Self::InvalidProfile => ("invalidProfile", 400),
             Self::Malformed => ("malformed", 400),
             Self::OrderNotReady => ("orderNotReady", 403),
             Self::RateLimited => ("rateLimited", 429),

@@ -212,12 +212,9 @@ impl Authority {
             n => {
                 let kind = refused[0].kind;
                 let same = refused.iter().all(|p| p.kind == kind);
+                // RFC 8555 §6.7.1: the shared type, or `compound` when the causes differ.
                 let mut top = Problem::new(
-                    if same {
-                        kind
-                    } else {
-                        ProblemType::RejectedIdentifier
-                    },
+                    if same { kind } else { ProblemType::Compound },
                     format!("{n} identifiers were refused; see subproblems"),
                 );
                 top.subproblems = refused;

@@ -2,6 +2,7 @@
 //! `Problem` that explains the failure. Nothing here touches storage (STYLE 8); the authority
 //! records the outcome.
 
+pub mod caa;
 pub mod dns01;
 pub mod http01;
 pub mod resolver;
