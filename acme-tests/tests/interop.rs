@@ -138,3 +138,53 @@ async fn instant_acme_survives_nonce_rejection() {
         .expect("mayfly starts");
     issue_with_instant_acme(&env, "instant-acme.nonce.mayfly.test").await;
 }
+
+/// certbot's `renew --force-renewal` replaces a certificate with a new one from the same
+/// account, reading the server and authenticator from its renewal configuration.
+#[tokio::test(flavor = "multi_thread")]
+async fn certbot_renew_force_renewal() {
+    let env = Environment::mayfly().await.expect("mayfly starts");
+    let name = "renew.certbot.mayfly.test";
+    let work = tempfile::tempdir().expect("temp dir");
+    let first = certbot::issue(env.target(), name, work.path())
+        .await
+        .expect("certbot obtains a certificate");
+    let first_serial = leaf_serial(&first);
+    let renewed = certbot::renew_force(env.target(), name, work.path())
+        .await
+        .expect("certbot renews");
+    check_issued(&env, &renewed, name).await;
+    assert_ne!(
+        leaf_serial(&renewed),
+        first_serial,
+        "renewal issued a new certificate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lego_renew() {
+    let env = Environment::mayfly().await.expect("mayfly starts");
+    let name = "renew.lego.mayfly.test";
+    let work = tempfile::tempdir().expect("temp dir");
+    let first = lego::issue(env.target(), name, work.path())
+        .await
+        .expect("lego obtains a certificate");
+    let first_serial = leaf_serial(&first);
+    let renewed = lego::renew(env.target(), name, work.path())
+        .await
+        .expect("lego renews");
+    check_issued(&env, &renewed, name).await;
+    assert_ne!(
+        leaf_serial(&renewed),
+        first_serial,
+        "renewal issued a new certificate"
+    );
+}
+
+/// The serial of the first certificate in a PEM chain file, as hex.
+fn leaf_serial(chain: &std::path::Path) -> String {
+    let pem = std::fs::read(chain).expect("chain file");
+    let (_, block) = x509_parser::pem::parse_x509_pem(&pem).expect("PEM");
+    let (_, cert) = x509_parser::parse_x509_certificate(&block.contents).expect("certificate");
+    cert.raw_serial_as_string()
+}
