@@ -51,19 +51,39 @@ impl ChallTestSrv {
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no start attempted")))
     }
 
+    /// Start with its http-01 server on `127.0.0.1:<http01_port>` as well, so a client hook can
+    /// publish key authorizations through the management API (`add_http01`).
+    pub async fn start_with_http01(http01_port: u16) -> Result<Self> {
+        let mut last_error = None;
+        for _ in 0..START_ATTEMPTS {
+            match Self::start_once_with(Some(http01_port)).await {
+                Ok(server) => return Ok(server),
+                Err(err) => last_error = Some(err),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no start attempted")))
+    }
+
     async fn start_once() -> Result<Self> {
+        Self::start_once_with(None).await
+    }
+
+    async fn start_once_with(http01_port: Option<u16>) -> Result<Self> {
         let dns_port = free_tcp_udp_port()?;
         let management_port = free_tcp_port()?;
         let binary = std::env::var(BINARY_ENV).unwrap_or_else(|_| DEFAULT_BINARY.to_owned());
+        let http01 = http01_port.map_or(String::new(), |p| format!("127.0.0.1:{p}"));
         let mut process = Subprocess::spawn(
             "pebble-challtestsrv",
             Command::new(binary)
                 .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
                 .args(["-management", &format!("127.0.0.1:{management_port}")])
-                .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+                .args(["-http01", &http01, "-https01", "", "-tlsalpn01", ""])
                 .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]),
         )?;
-        wait_for_tcp(&mut process, &[dns_port, management_port]).await?;
+        let mut ports = vec![dns_port, management_port];
+        ports.extend(http01_port);
+        wait_for_tcp(&mut process, &ports).await?;
         Ok(Self {
             process,
             dns_port,

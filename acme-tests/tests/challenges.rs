@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use acme_tests::Environment;
+use acme_tests::challtestsrv::ChallTestSrv;
 use acme_tests::clients::instant_challenges::{Outcome, Solver, attempt};
 use acme_tests::clients::{certbot_dns, dehydrated, lego_challenges};
 use acme_tests::ports::free_tcp_port;
@@ -341,14 +342,21 @@ async fn lego_dns01_exec() {
 // dehydrated
 
 #[tokio::test(flavor = "multi_thread")]
-async fn dehydrated_http01() {
+async fn dehydrated_http01_hook() {
     let env = Environment::mayfly().await.expect("mayfly starts");
+    // A second challtestsrv answers http-01 on the port Mayfly validates; dehydrated's hook
+    // publishes each key authorization to it.
+    let responder = ChallTestSrv::start_with_http01(env.target().http01_port)
+        .await
+        .expect("challtestsrv with http-01 starts");
     let work = tempfile::tempdir().expect("temp dir");
     let name = "http.dehydrated.test";
     let chain = dehydrated::issue(
         env.target(),
         name,
-        dehydrated::Challenge::Http01,
+        dehydrated::Challenge::Http01 {
+            challtestsrv_url: responder.management_url(),
+        },
         work.path(),
     )
     .await
