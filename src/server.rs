@@ -39,11 +39,13 @@ pub async fn serve(app: App, tls: ServerTls) -> anyhow::Result<()> {
         .handle(handle.clone())
         .serve(router.into_make_service());
     let ready = handle.clone();
+    let crl_url = state.0.authority.crl_url();
     tokio::spawn(async move {
         if ready.listening().await.is_some() {
             println!("Mayfly is ready.");
             println!("  directory:  {directory}");
             println!("  trust root: {}", root.display());
+            println!("  CRL:        {crl_url}");
         }
     });
     server
