@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::issuer::KeyType;
+use crate::policy::{Claims, Profiles};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -20,6 +21,10 @@ pub struct Config {
     pub acme: AcmeConfig,
     pub validation: ValidationConfig,
     pub crl: CrlConfig,
+    /// Certificate profiles (draft-ietf-acme-profiles): `default = "<name>"`,
+    /// `builtin = true|false` and one `[profiles.<name>]` table each. The built-in ones
+    /// (shortlived, hours, tlsclient) are there unless `builtin = false`.
+    pub profiles: Profiles,
     pub testing: TestingConfig,
 }
 
@@ -123,22 +128,15 @@ pub struct AcmeConfig {
     pub terms_of_service: Option<String>,
     pub website: Option<String>,
     pub caa_identities: Vec<String>,
-    /// How long a new order may take to reach `valid`.
-    pub order_lifetime: HumanDuration,
-    /// How long a new authorization stays usable.
-    pub authorization_lifetime: HumanDuration,
-    /// Validity of issued certificates.
-    pub certificate_lifetime: HumanDuration,
-    /// notBefore is set this far before the time of issuance, for clock skew.
-    pub backdate: HumanDuration,
     /// How long a nonce stays redeemable.
     pub nonce_lifetime: HumanDuration,
-    /// Most identifiers in one order.
-    pub max_names: usize,
     /// `meta.externalAccountRequired`: newAccount must carry an External Account Binding.
     pub external_account_required: bool,
     /// Most order URLs on one page of an account's orders list.
     pub orders_page_size: u32,
+    /// The bounds of every certificate lifetime (`[acme.claims]`); profiles narrow them.
+    /// Per-provisioner overrides come with provisioners (`policy::PartialClaims`).
+    pub claims: Claims,
 }
 
 impl Default for AcmeConfig {
@@ -147,14 +145,10 @@ impl Default for AcmeConfig {
             terms_of_service: None,
             website: None,
             caa_identities: Vec::new(),
-            order_lifetime: HumanDuration::hours(8),
-            authorization_lifetime: HumanDuration::hours(8),
-            certificate_lifetime: HumanDuration::hours(24),
-            backdate: HumanDuration::minutes(1),
             nonce_lifetime: HumanDuration::hours(1),
-            max_names: 100,
             external_account_required: false,
             orders_page_size: 100,
+            claims: Claims::default(),
         }
     }
 }
@@ -213,7 +207,7 @@ impl Config {
     /// Layers defaults, `file` (which must exist when given), the environment and `overrides`
     /// (flags, as a figment of their own), then checks the result.
     pub fn load(file: Option<&Path>, overrides: Figment) -> Result<Config, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let mut layers = Figment::new();
         if let Some(path) = file {
             if !path.is_file() {
                 return Err(ConfigError(format!(
@@ -221,11 +215,21 @@ impl Config {
                     path.display()
                 )));
             }
-            figment = figment.merge(Toml::file_exact(path));
+            layers = layers.merge(Toml::file_exact(path));
         }
-        figment = figment
+        layers = layers
             .merge(Env::prefixed("MAYFLY__").split("__"))
             .merge(overrides);
+        // figment merges maps key by key, so a `[profiles.<name>]` table adds a profile to the
+        // built-in ones, or changes the keys it sets of a built-in one. `profiles.builtin =
+        // false` has to be known before layering, to leave the built-in ones out of the
+        // defaults.
+        let mut defaults = Config::default();
+        if !builtin_profiles(&layers)? {
+            defaults.profiles.builtin = false;
+            defaults.profiles.profiles.clear();
+        }
+        let figment = Figment::from(Serialized::defaults(defaults)).merge(layers);
         let config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
         config.check()?;
         Ok(config)
@@ -233,13 +237,11 @@ impl Config {
 
     /// Checks that go beyond types.
     fn check(&self) -> Result<(), ConfigError> {
+        self.acme.claims.check("acme.claims").map_err(ConfigError)?;
+        self.profiles
+            .check(&self.acme.claims)
+            .map_err(ConfigError)?;
         let positive = [
-            ("acme.order_lifetime", &self.acme.order_lifetime),
-            (
-                "acme.authorization_lifetime",
-                &self.acme.authorization_lifetime,
-            ),
-            ("acme.certificate_lifetime", &self.acme.certificate_lifetime),
             ("acme.nonce_lifetime", &self.acme.nonce_lifetime),
             ("validation.timeout", &self.validation.timeout),
             ("ca.root_validity", &self.ca.root_validity),
@@ -271,9 +273,6 @@ impl Config {
             return Err(ConfigError(
                 "testing.nonce_reject_percent must be between 0 and 100".into(),
             ));
-        }
-        if self.acme.max_names == 0 {
-            return Err(ConfigError("acme.max_names must be at least 1".into()));
         }
         if self.acme.orders_page_size == 0 {
             return Err(ConfigError(
@@ -351,6 +350,16 @@ impl Config {
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
+
+/// `profiles.builtin` as the file, the environment and the flags set it; true when unset.
+fn builtin_profiles(layers: &Figment) -> Result<bool, ConfigError> {
+    if !layers.contains("profiles.builtin") {
+        return Ok(true);
+    }
+    layers
+        .extract_inner::<bool>("profiles.builtin")
+        .map_err(|e| ConfigError(describe(e)))
+}
 
 /// figment's message names the key (`for key "default.server.listen"`); drop the profile
 /// name so the key reads as it is written in TOML.
@@ -514,14 +523,141 @@ mod tests {
     fn bad_value_is_named() {
         let e = load_toml("[validation]\nhttp01_port = \"eighty\"\n").unwrap_err();
         assert!(e.0.contains("validation.http01_port"), "{e}");
-        let e = load_toml("[acme]\ncertificate_lifetime = \"3w\"\n").unwrap_err();
-        assert!(e.0.contains("acme.certificate_lifetime"), "{e}");
+        let e = load_toml("[acme.claims]\nmax_cert_duration = \"3w\"\n").unwrap_err();
+        assert!(e.0.contains("acme.claims.max_cert_duration"), "{e}");
         let e = load_toml("[database]\nurl = \"mysql://x\"\n").unwrap_err();
         assert!(e.0.contains("database.url"), "{e}");
         let e = load_toml("[crl]\nurl = \"https://crl.example/x.crl\"\n").unwrap_err();
         assert!(e.0.contains("crl.url"), "{e}");
         let e = load_toml("[crl]\nregenerate_every = \"1d\"\n").unwrap_err();
         assert!(e.0.contains("crl.regenerate_every"), "{e}");
+    }
+
+    /// The keys that profiles and claims replaced are unknown now, and say so.
+    #[test]
+    fn replaced_lifetime_keys_are_refused() {
+        for key in [
+            "certificate_lifetime",
+            "backdate",
+            "order_lifetime",
+            "authorization_lifetime",
+            "max_names",
+        ] {
+            let e = load_toml(&format!("[acme]\n{key} = \"1h\"\n")).unwrap_err();
+            assert!(e.0.contains(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn claims_and_profiles_are_checked_at_start_up_naming_the_key() {
+        let cases = [
+            (
+                "minimum above maximum",
+                "[acme.claims]\nmin_cert_duration = \"8d\"\ndefault_cert_duration = \"8d\"\n",
+                "acme.claims.min_cert_duration (8d) is longer than acme.claims.max_cert_duration (7d)",
+            ),
+            (
+                "default below the minimum",
+                "[acme.claims]\nmin_cert_duration = \"2d\"\n",
+                "acme.claims.default_cert_duration (1d) is shorter than acme.claims.min_cert_duration (2d)",
+            ),
+            (
+                "default above the maximum",
+                "[acme.claims]\nmax_cert_duration = \"12h\"\n",
+                "acme.claims.default_cert_duration (1d) is longer than acme.claims.max_cert_duration (12h)",
+            ),
+            (
+                "a zero duration",
+                "[acme.claims]\nmin_cert_duration = \"0s\"\n",
+                "acme.claims.min_cert_duration must be longer than zero",
+            ),
+            (
+                "a backdate as long as the shortest certificate",
+                "[acme.claims]\nbackdate = \"5m\"\n",
+                "acme.claims.backdate (5m) must be shorter than acme.claims.min_cert_duration (5m)",
+            ),
+            (
+                "a built-in profile made longer than its own maximum",
+                "[profiles.hours]\nvalidity = \"200h\"\n",
+                "profiles.hours.validity (200h) is longer than the maximum certificate duration (24h)",
+            ),
+            (
+                "claims that no longer fit a built-in profile",
+                "[acme.claims]\nmax_cert_duration = \"2d\"\n",
+                "profiles.shortlived.validity (160h) is longer than the maximum certificate duration (48h)",
+            ),
+            (
+                "a new profile shorter than the claims allow",
+                "[profiles.tiny]\ndescription = \"x\"\nvalidity = \"1m\"\n",
+                "profiles.tiny.validity (1m) is shorter than the minimum certificate duration (5m)",
+            ),
+            (
+                "an unknown default",
+                "[profiles]\ndefault = \"daily\"\n",
+                "profiles.default (\"daily\") names no profile; the profiles are hours, shortlived, tlsclient",
+            ),
+            (
+                "no profiles at all",
+                "[profiles]\nbuiltin = false\n",
+                "profiles: at least one profile must be configured (profiles.builtin = false leaves only the [profiles.<name>] tables of the configuration)",
+            ),
+        ];
+        for (case, text, message) in cases {
+            let e = load_toml(text).unwrap_err();
+            assert_eq!(e.0, message, "{case}");
+        }
+        let e = load_toml("[profiles.tiny]\nvalidity = \"1h\"\n").unwrap_err();
+        assert!(
+            e.0.contains("profiles.tiny") && e.0.contains("description"),
+            "{e}"
+        );
+        let e = load_toml("[profiles]\nbuiltin = \"no\"\n").unwrap_err();
+        assert!(e.0.contains("profiles.builtin"), "{e}");
+    }
+
+    #[test]
+    fn profile_tables_add_to_and_change_the_builtin_ones() {
+        let c = load_toml(
+            "[profiles]\ndefault = \"web\"\n[profiles.web]\ndescription = \"web\"\n\
+             [profiles.hours]\nvalidity = \"12h\"\n",
+        )
+        .unwrap();
+        let names: Vec<&str> = c.profiles.profiles.keys().map(String::as_str).collect();
+        assert_eq!(names, ["hours", "shortlived", "tlsclient", "web"]);
+        assert_eq!(c.profiles.default, "web");
+        let hours = &c.profiles.profiles["hours"];
+        assert_eq!(hours.validity, Some(HumanDuration::hours(12)));
+        assert_eq!(
+            hours.description,
+            Profiles::builtin().profiles["hours"].description
+        );
+    }
+
+    #[test]
+    fn builtin_false_keeps_only_the_configured_profiles() {
+        let c = load_toml(
+            "[profiles]\nbuiltin = false\ndefault = \"web\"\n\
+             [profiles.web]\ndescription = \"web\"\nvalidity = \"6h\"\n",
+        )
+        .unwrap();
+        let names: Vec<&str> = c.profiles.profiles.keys().map(String::as_str).collect();
+        assert_eq!(names, ["web"]);
+        assert!(!c.profiles.builtin);
+        // The default profile is still "hours", which is gone: the error names the key.
+        let e = load_toml("[profiles]\nbuiltin = false\n[profiles.web]\ndescription = \"w\"\n")
+            .unwrap_err();
+        assert!(
+            e.0.starts_with("profiles.default (\"hours\") names no profile"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn flags_choose_the_default_profile() {
+        let flags = Figment::from(Serialized::default("profiles.default", "shortlived"));
+        let c = Config::load(None, flags).unwrap();
+        assert_eq!(c.profiles.default, "shortlived");
+        assert_eq!(c.profiles.profiles.len(), 3);
     }
 
     #[test]
@@ -560,23 +696,28 @@ mod example_tests {
         assert_eq!(loaded, defaults);
     }
 
-    /// Every option appears in the example, set or commented out.
+    /// Every option appears in the example, set or commented out; a table within a section
+    /// (`[acme.claims]`, `[profiles.hours]`) appears with every key of its own.
     #[test]
     fn example_file_mentions_every_key() {
-        let defaults = serde_json::to_value(Config::default()).unwrap();
-        for (section, keys) in defaults.as_object().unwrap() {
-            assert!(
-                EXAMPLE.contains(&format!("[{section}]")),
-                "[{section}] missing"
-            );
-            for key in keys.as_object().unwrap().keys() {
+        fn documented(table: &str, keys: &serde_json::Value) {
+            assert!(EXAMPLE.contains(&format!("[{table}]")), "[{table}] missing");
+            for (key, value) in keys.as_object().unwrap() {
+                if value.is_object() {
+                    documented(&format!("{table}.{key}"), value);
+                    continue;
+                }
                 let set = format!("\n{key} = ");
                 let commented = format!("\n# {key} = ");
                 assert!(
                     EXAMPLE.contains(&set) || EXAMPLE.contains(&commented),
-                    "{section}.{key} is not documented in config/mayfly.example.toml"
+                    "{table}.{key} is not documented in config/mayfly.example.toml"
                 );
             }
+        }
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        for (section, keys) in defaults.as_object().unwrap() {
+            documented(section, keys);
         }
     }
 }

@@ -31,7 +31,15 @@ async fn directory_lists_the_resources() {
             "newAuthz": format!("{BASE}/acme/new-authz"),
             "keyChange": format!("{BASE}/acme/key-change"),
             "revokeCert": format!("{BASE}/acme/revoke-cert"),
-            "meta": {"caaIdentities": [], "externalAccountRequired": false},
+            "meta": {
+                "caaIdentities": [],
+                "externalAccountRequired": false,
+                "profiles": {
+                    "hours": "24-hour TLS server certificates (Anchor's default)",
+                    "shortlived": "160-hour TLS server certificates (as Let's Encrypt's shortlived), 7-hour authorizations",
+                    "tlsclient": "24-hour TLS client certificates, for service-to-service mutual TLS",
+                },
+            },
         })
     );
 }
@@ -366,6 +374,7 @@ async fn configured_terms_and_caa_identities_are_in_the_directory_and_enforced()
             "website": "https://ca.example",
             "caaIdentities": ["ca.example"],
             "externalAccountRequired": false,
+            "profiles": directory["meta"]["profiles"],
         })
     );
 
@@ -421,7 +430,8 @@ async fn identifiers_are_normalised_and_deduplicated() {
 #[tokio::test]
 async fn too_many_identifiers_is_rejected_identifier() {
     let mut config = mayfly::config::Config::default();
-    config.acme.max_names = 2;
+    // The most names in one order is set per profile (issue 4); this is the default one.
+    config.profiles.profiles.get_mut("hours").unwrap().max_names = 2;
     let ca = TestCa::with_config(config).await;
     let account = ca.new_account().await;
     ca.new_order(&account, &[NAME, "b.example.com"]).await;
@@ -431,7 +441,7 @@ async fn too_many_identifiers_is_rejected_identifier() {
     reply.expect_problem_detail(
         400,
         "rejectedIdentifier",
-        "the order has 3 identifiers; at most 2 are allowed",
+        "the order has 3 identifiers; the profile hours allows at most 2",
     );
 }
 

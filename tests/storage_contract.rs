@@ -113,6 +113,7 @@ fn order(id: &str, account_id: &str) -> (Order, Vec<Authorization>) {
         processing_since: None,
         certificate_id: None,
         error: None,
+        profile: None,
     };
     (order, vec![b, a])
 }
@@ -1359,6 +1360,7 @@ async fn insert_authorization(store: Arc<dyn Store>) {
         processing_since: None,
         certificate_id: None,
         error: None,
+        profile: None,
     };
     store.insert_order(&order, &[]).await.unwrap();
     assert_eq!(store.order(&order.id).await.unwrap(), order);
@@ -1395,3 +1397,62 @@ macro_rules! challenges_contract {
 }
 
 challenges_contract!(valid_authorization_lookup, insert_authorization);
+
+// ---------------------------------------------------------------------------------------------
+// Profiles (issue 4): the order's profile and its requested notBefore/notAfter
+
+/// The profile and the requested validity come back as stored, from `order` and from the
+/// orders list; an order without a profile (made before profiles existed) reads as `None`.
+async fn order_profile_round_trip(store: Arc<dyn Store>) {
+    let (order, authzs) = order("order-profile", "acct-1");
+    store.insert_account(&account(1)).await.unwrap();
+    let order = Order {
+        profile: Some("tlsclient".into()),
+        not_before: Some(at(T0 + 60)),
+        not_after: Some(at(T0 + 60 + 3600)),
+        ..order
+    };
+    store.insert_order(&order, &authzs).await.unwrap();
+    assert_eq!(store.order(&order.id).await.unwrap(), order);
+    let listed = store
+        .orders_by_account("acct-1", None, at(T0), 10)
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![order.clone()]);
+
+    let legacy = Order {
+        id: "order-legacy".into(),
+        profile: None,
+        not_before: None,
+        not_after: None,
+        created_at: at(T0 - 1),
+        ..order
+    };
+    store.insert_order(&legacy, &[]).await.unwrap();
+    assert_eq!(store.order(&legacy.id).await.unwrap(), legacy);
+}
+
+/// The checks above, on both backends.
+macro_rules! profiles_contract {
+    ($($check:ident),+ $(,)?) => {
+        mod profiles_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Sqlite, _, _>(super::$check).await;
+                }
+            )+
+        }
+        mod profiles_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Postgres, _, _>(super::$check).await;
+                }
+            )+
+        }
+    };
+}
+
+profiles_contract!(order_profile_round_trip);
+// --- end of profiles (issue 4) ---

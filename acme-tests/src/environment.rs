@@ -39,7 +39,7 @@ impl Environment {
         Self::start_mayfly(None, &[]).await
     }
 
-    /// Mayfly on SQLite with extra environment, e.g. `[("MAYFLY__ACME__MAX_NAMES", "5")]`.
+    /// Mayfly on SQLite with extra environment, e.g. `[("MAYFLY__PROFILES__DEFAULT", "shortlived")]`.
     pub async fn mayfly_with(extra_env: &[(&str, &str)]) -> Result<Self> {
         Self::start_mayfly(None, extra_env).await
     }

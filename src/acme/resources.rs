@@ -1,6 +1,8 @@
 //! The JSON shapes of ACME resources (RFC 8555 §7.1) as clients see them, and the payloads
 //! clients send. Requests reject unknown fields only where the RFC allows no extensions.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::identifier::IdentifierJson;
@@ -31,6 +33,9 @@ pub struct DirectoryMeta {
     pub website: Option<String>,
     pub caa_identities: Vec<String>,
     pub external_account_required: bool,
+    /// Each profile's name and description (draft-ietf-acme-profiles §3).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub profiles: BTreeMap<String, String>,
 }
 
 /// The `newAccount` payload (RFC 8555 §7.3).
@@ -101,6 +106,9 @@ pub struct NewOrderRequest {
     pub not_before: Option<String>,
     #[serde(default)]
     pub not_after: Option<String>,
+    /// The profile to issue under (draft-ietf-acme-profiles §4); absent: the default one.
+    #[serde(default)]
+    pub profile: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -113,6 +121,9 @@ pub struct OrderResource {
     pub not_before: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_after: Option<String>,
+    /// The profile the order is issued under (draft-ietf-acme-profiles §4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Problem>,
     pub authorizations: Vec<String>,

@@ -22,6 +22,12 @@ pub async fn directory(State(state): State<AppState>) -> Response {
             website: config.acme.website.clone(),
             caa_identities: config.acme.caa_identities.clone(),
             external_account_required: config.acme.external_account_required,
+            profiles: config
+                .profiles
+                .descriptions()
+                .into_iter()
+                .map(|(name, description)| (name.to_owned(), description.to_owned()))
+                .collect(),
         },
     };
     super::json_response(StatusCode::OK, None, &body)

@@ -73,6 +73,7 @@ fn resource(links: &Links, view: &OrderView) -> OrderResource {
         identifiers: order.identifiers.iter().map(IdentifierJson::from).collect(),
         not_before: order.not_before.map(super::rfc3339),
         not_after: order.not_after.map(super::rfc3339),
+        profile: order.profile.clone(),
         error: order.error.clone(),
         authorizations: order
             .authorization_ids

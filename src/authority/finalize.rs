@@ -4,12 +4,14 @@ use std::collections::BTreeSet;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::OffsetDateTime;
 
 use crate::acme::{Identifier, OrderStatus, Problem, ProblemType};
 use crate::issuer::csr::{CsrError, ParsedCsr};
-use crate::issuer::{IssuanceRequest, IssuerError};
+use crate::issuer::{IssuanceRequest, IssuerError, LeafProfile};
 use crate::jose::{JoseError, Jwk};
-use crate::storage::{Account, Certificate, StoreError};
+use crate::policy::{self, Profile, Validity};
+use crate::storage::{Account, Certificate, Order, StoreError};
 
 use super::order::OrderView;
 use super::{Authority, Error, Result, found, random_id};
@@ -31,12 +33,15 @@ impl Authority {
         }
         let csr = self.check_csr(&view, csr_b64).await?;
         let now = self.now();
+        let (profile_name, profile) = self.order_profile(&view.order)?;
+        let validity = self.issuance_validity(&view.order, profile_name, profile, now)?;
         let request = IssuanceRequest {
             csr_der: csr.der,
             identifiers: view.order.identifiers.clone(),
-            not_before: now - self.settings.backdate,
-            not_after: now + self.settings.certificate_lifetime,
+            not_before: validity.not_before,
+            not_after: validity.not_after,
             crl_url: Some(self.crl_url()),
+            leaf: LeafProfile::from(profile),
         };
         // Prepared before the order moves to processing, so a request the issuer refuses
         // leaves the order ready for a corrected CSR.
@@ -90,6 +95,52 @@ impl Authority {
             "certificate issued"
         );
         self.order(account, order_id).await
+    }
+
+    /// The profile the order was made under; an order from before profiles existed gets the
+    /// default one. A profile removed from the configuration since is a server error: the
+    /// order cannot be issued as it was promised.
+    fn order_profile(&self, order: &Order) -> Result<(&str, &Profile)> {
+        self.settings
+            .profiles
+            .select(order.profile.as_deref())
+            .map_err(|e| {
+                tracing::error!(order = %order.id, error = %e, "the order's profile is gone");
+                Error::from(Problem::internal())
+            })
+    }
+
+    /// The certificate's validity, exactly as `policy::validity` computes it. A requested
+    /// notBefore was checked at newOrder and fixes the start, so it is computed again as of
+    /// the order's creation; without one the certificate starts at issuance (minus the
+    /// backdate), and a requested notAfter must still leave the profile's minimum lifetime.
+    fn issuance_validity(
+        &self,
+        order: &Order,
+        profile_name: &str,
+        profile: &Profile,
+        now: OffsetDateTime,
+    ) -> Result<Validity> {
+        let at = if order.not_before.is_some() {
+            order.created_at
+        } else {
+            now
+        };
+        let validity = policy::validity(
+            profile_name,
+            profile,
+            &self.settings.claims,
+            order.not_before,
+            order.not_after,
+            at,
+        )
+        .map_err(super::order::validity_problem)?;
+        if validity.not_after <= now {
+            return Err(
+                Problem::malformed("the order's notAfter has passed; place a new order").into(),
+            );
+        }
+        Ok(validity)
     }
 
     /// RFC 8555 §7.4: the CSR must ask for exactly the order's identifiers, and its key must

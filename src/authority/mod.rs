@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::acme::Problem;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::issuer::{Issuer, IssuerError};
+use crate::policy::{Claims, Profiles};
 use crate::storage::{Store, StoreError};
 use crate::validation::Validator;
 
@@ -45,11 +46,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// The rules the use cases apply, taken from the configuration once.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub order_lifetime: Duration,
-    pub authorization_lifetime: Duration,
-    pub certificate_lifetime: Duration,
-    pub backdate: Duration,
-    pub max_names: usize,
+    /// The bounds of every certificate lifetime (`[acme.claims]`).
+    pub claims: Claims,
+    /// The profiles an order may choose (`[profiles]`): validity, order and authorization
+    /// lifetimes, identifier types, the most names, and the leaf's key usages and CN.
+    pub profiles: Profiles,
     pub terms_of_service: Option<String>,
     /// The CRL distribution point and nextUpdate (`[crl]`).
     pub crl: revocation::CrlSettings,
@@ -58,11 +59,8 @@ pub struct Settings {
 impl Settings {
     pub fn from_config(config: &Config) -> Self {
         Settings {
-            order_lifetime: config.acme.order_lifetime.0,
-            authorization_lifetime: config.acme.authorization_lifetime.0,
-            certificate_lifetime: config.acme.certificate_lifetime.0,
-            backdate: config.acme.backdate.0,
-            max_names: config.acme.max_names,
+            claims: config.acme.claims.clone(),
+            profiles: config.profiles.clone(),
             terms_of_service: config.acme.terms_of_service.clone(),
             crl: revocation::CrlSettings::from_config(config),
         }

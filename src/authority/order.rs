@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use crate::acme::identifier::IdentifierJson;
@@ -12,6 +13,7 @@ use crate::acme::{
     AuthorizationStatus, ChallengeStatus, Identifier, IdentifierError, OrderStatus, Problem,
     ProblemType,
 };
+use crate::policy::{self, Profile, ValidityError};
 use crate::storage::{Account, Authorization, Challenge, Order};
 use crate::validation::ChallengeType;
 
@@ -39,52 +41,70 @@ pub struct AuthorizationView {
 }
 
 impl Authority {
+    /// newOrder (RFC 8555 §7.4) under a profile (draft-ietf-acme-profiles): the named one or
+    /// the default. The profile decides which identifiers are allowed and how many, how long
+    /// the order and its new authorizations last, and bounds a requested notBefore/notAfter.
     pub async fn new_order(
         &self,
         account: &Account,
         request: &NewOrderRequest,
     ) -> Result<OrderView> {
-        if request.not_before.is_some() || request.not_after.is_some() {
-            return Err(Problem::malformed(
-                "notBefore and notAfter are not supported; the validity comes from the server's policy",
-            )
-            .into());
-        }
-        let identifiers = self.check_identifiers(&request.identifiers)?;
+        let (profile_name, profile) = self
+            .settings
+            .profiles
+            .select(request.profile.as_deref())
+            .map_err(|e| Problem::new(ProblemType::InvalidProfile, e.to_string()))?;
+        let identifiers = self.check_identifiers(&request.identifiers, profile_name, profile)?;
+        let not_before = requested_time("notBefore", request.not_before.as_deref())?;
+        let not_after = requested_time("notAfter", request.not_after.as_deref())?;
         let now = self.now();
+        // Checked now, against this moment; finalization issues from the stored request.
+        policy::validity(
+            profile_name,
+            profile,
+            &self.settings.claims,
+            not_before,
+            not_after,
+            now,
+        )
+        .map_err(validity_problem)?;
+        let authorization_lifetime = profile.authorization_lifetime.0;
         let mut authorizations = Vec::with_capacity(identifiers.len());
         let mut created = Vec::new();
         for identifier in &identifiers {
-            match self.reusable_authorization(account, identifier).await? {
+            match self
+                .reusable_authorization(account, identifier, authorization_lifetime)
+                .await?
+            {
                 Some(reused) => authorizations.push(reused),
                 None => {
-                    let fresh = self.fresh_authorization(account, identifier);
+                    let fresh =
+                        self.fresh_authorization(account, identifier, authorization_lifetime);
                     created.push(fresh.clone());
                     authorizations.push(fresh);
                 }
             }
         }
-        // An order cannot outlive the authorizations it needs, reused ones included.
-        let lifetime = self
-            .settings
-            .order_lifetime
-            .min(self.settings.authorization_lifetime);
+        // An order cannot outlive the authorizations it needs, reused ones included, nor
+        // use a reused one longer than this profile's authorizations last.
+        let lifetime = profile.order_lifetime.0.min(authorization_lifetime);
         let expires = authorizations
             .iter()
-            .map(|a| a.expires)
+            .map(|a| usable_until(a, authorization_lifetime))
             .fold(now + lifetime, OffsetDateTime::min);
         let order = Order {
             id: random_id(),
             account_id: account.id.clone(),
             identifiers,
             authorization_ids: authorizations.iter().map(|a| a.id.clone()).collect(),
-            not_before: None,
-            not_after: None,
+            not_before: not_before.map(whole_seconds),
+            not_after: not_after.map(whole_seconds),
             expires,
             created_at: now,
             processing_since: None,
             certificate_id: None,
             error: None,
+            profile: Some(profile_name.to_owned()),
         };
         self.store.insert_order(&order, &created).await?;
         Ok(self.view(order, authorizations))
@@ -99,8 +119,15 @@ impl Authority {
         account: &Account,
         requested: &IdentifierJson,
     ) -> Result<AuthorizationView> {
+        // Outside any order, the default profile's rules apply.
+        let (profile_name, profile) = self
+            .settings
+            .profiles
+            .select(None)
+            .map_err(|e| Problem::new(ProblemType::InvalidProfile, e.to_string()))?;
+        let authorization_lifetime = profile.authorization_lifetime.0;
         let identifier = self
-            .check_identifiers(std::slice::from_ref(requested))?
+            .check_identifiers(std::slice::from_ref(requested), profile_name, profile)?
             .remove(0);
         if identifier.is_wildcard() {
             return Err(Problem::new(
@@ -114,10 +141,13 @@ impl Authority {
             .with_identifier(identifier)
             .into());
         }
-        let authorization = match self.reusable_authorization(account, &identifier).await? {
+        let authorization = match self
+            .reusable_authorization(account, &identifier, authorization_lifetime)
+            .await?
+        {
             Some(reused) => reused,
             None => {
-                let fresh = self.fresh_authorization(account, &identifier);
+                let fresh = self.fresh_authorization(account, &identifier, authorization_lifetime);
                 self.store.insert_authorization(&fresh).await?;
                 fresh
             }
@@ -129,22 +159,31 @@ impl Authority {
         })
     }
 
-    /// A valid authorization of `account` for exactly `identifier` that stays valid long
-    /// enough to finalize an order with it.
+    /// A valid authorization of `account` for exactly `identifier` that stays usable long
+    /// enough to finalize an order with it, under a profile whose authorizations last
+    /// `authorization_lifetime`: one made under a profile with longer authorizations is
+    /// reused only while it is younger than this profile allows (see [`usable_until`]).
     async fn reusable_authorization(
         &self,
         account: &Account,
         identifier: &Identifier,
+        authorization_lifetime: Duration,
     ) -> Result<Option<Authorization>> {
         let valid_at = self.now() + REUSE_MIN_REMAINING;
         Ok(self
             .store
             .valid_authorization(&account.id, identifier, valid_at)
-            .await?)
+            .await?
+            .filter(|a| usable_until(a, authorization_lifetime) >= valid_at))
     }
 
     /// A new pending authorization with one challenge per type offered for `identifier`.
-    fn fresh_authorization(&self, account: &Account, identifier: &Identifier) -> Authorization {
+    fn fresh_authorization(
+        &self,
+        account: &Account,
+        identifier: &Identifier,
+        lifetime: Duration,
+    ) -> Authorization {
         let now = self.now();
         let id = random_id();
         Authorization {
@@ -164,25 +203,31 @@ impl Authority {
             id,
             account_id: account.id.clone(),
             identifier: identifier.clone(),
-            expires: now + self.settings.authorization_lifetime,
+            expires: now + lifetime,
             created_at: now,
             deactivated: false,
         }
     }
 
-    /// Parses, normalises and de-duplicates the requested identifiers. Every refused
-    /// identifier is reported as a subproblem (RFC 8555 §6.7.1).
-    fn check_identifiers(&self, requested: &[IdentifierJson]) -> Result<Vec<Identifier>> {
+    /// Parses, normalises and de-duplicates the requested identifiers, and applies the
+    /// profile's identifier types and most names. Every refused identifier is reported as a
+    /// subproblem (RFC 8555 §6.7.1).
+    fn check_identifiers(
+        &self,
+        requested: &[IdentifierJson],
+        profile_name: &str,
+        profile: &Profile,
+    ) -> Result<Vec<Identifier>> {
         if requested.is_empty() {
             return Err(Problem::malformed("the order has no identifiers").into());
         }
-        if requested.len() > self.settings.max_names {
+        if requested.len() > profile.max_names {
             return Err(Problem::new(
                 ProblemType::RejectedIdentifier,
                 format!(
-                    "the order has {} identifiers; at most {} are allowed",
+                    "the order has {} identifiers; the profile {profile_name} allows at most {}",
                     requested.len(),
-                    self.settings.max_names
+                    profile.max_names
                 ),
             )
             .into());
@@ -192,6 +237,17 @@ impl Authority {
         let mut refused: Vec<Problem> = Vec::new();
         for json in requested {
             match Identifier::parse(&json.kind, &json.value) {
+                Ok(id) if !profile.allows_identifier_type(id.kind()) => refused.push(
+                    Problem::new(
+                        ProblemType::RejectedIdentifier,
+                        format!(
+                            "the profile {profile_name} does not allow {} identifiers (it allows {})",
+                            id.kind(),
+                            allowed_types(profile)
+                        ),
+                    )
+                    .with_identifier(id),
+                ),
                 Ok(id) => {
                     if accepted.insert(id.clone()) {
                         ordered.push(id);
@@ -265,4 +321,51 @@ impl Authority {
             status,
         })
     }
+}
+
+/// When an authorization stops being usable for an order under a profile whose
+/// authorizations last `lifetime`: its own expiry, or earlier if it is older than such a
+/// profile allows. Mayfly's authorizations expire a fixed time after their creation, so an
+/// authorization made under a 8-hour profile is not used past 7 hours by a 7-hour one.
+fn usable_until(authorization: &Authorization, lifetime: Duration) -> OffsetDateTime {
+    authorization
+        .expires
+        .min(authorization.created_at + lifetime)
+}
+
+/// A `notBefore` or `notAfter` of newOrder: an RFC 3339 date-time (RFC 8555 §7.4).
+fn requested_time(field: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>> {
+    let Some(text) = value else {
+        return Ok(None);
+    };
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map(Some)
+        .map_err(|_| {
+            Problem::malformed(format!("{field} {text:?} is not an RFC 3339 date-time")).into()
+        })
+}
+
+/// A requested validity outside the profile's bounds is `malformed` (RFC 8555 §7.4 lets the
+/// server refuse it), with the bound that was crossed; a profile outside the claims is this
+/// server's fault.
+pub(super) fn validity_problem(error: ValidityError) -> super::Error {
+    if let ValidityError::Misconfigured { .. } = error {
+        tracing::error!(%error, "a profile does not fit the claims");
+        return Problem::internal().into();
+    }
+    Problem::malformed(error.to_string()).into()
+}
+
+/// X.509 times carry whole seconds; the order echoes what the certificate will say.
+fn whole_seconds(time: OffsetDateTime) -> OffsetDateTime {
+    time.replace_nanosecond(0).unwrap_or(time)
+}
+
+fn allowed_types(profile: &Profile) -> String {
+    profile
+        .identifier_types
+        .iter()
+        .map(|t| t.as_str())
+        .collect::<Vec<_>>()
+        .join(" and ")
 }

@@ -10,9 +10,10 @@ use rcgen::{
 };
 use time::OffsetDateTime;
 
-use super::IssuerError;
 use super::ca;
+use super::{IssuerError, LeafProfile};
 use crate::acme::Identifier;
+use crate::policy::{ExtendedKeyUsage, KeyUsage};
 
 /// RFC 5280 Appendix A: `ub-common-name INTEGER ::= 64`. A longer first name is left out of the
 /// subject; the SAN carries it anyway (CA/Browser Forum BR §7.1.4.3 makes the CN optional).
@@ -50,6 +51,7 @@ pub(crate) fn leaf_params(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
     subject_is_rsa: bool,
+    profile: &LeafProfile,
 ) -> Result<CertificateParams, IssuerError> {
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
@@ -57,7 +59,10 @@ pub(crate) fn leaf_params(
         Identifier::Dns(name) => Some(name),
         Identifier::Ip(_) => None,
     });
-    if let Some(common_name) = first_dns.filter(|n| n.len() <= MAX_COMMON_NAME_LEN) {
+    if let Some(common_name) = first_dns
+        .filter(|n| n.len() <= MAX_COMMON_NAME_LEN)
+        .filter(|_| profile.include_common_name)
+    {
         name.push(DnType::CommonName, common_name.as_str());
     }
     params.distinguished_name = name;
@@ -65,14 +70,29 @@ pub(crate) fn leaf_params(
     params.not_before = not_before;
     params.not_after = not_after;
     params.serial_number = Some(ca::random_serial()?);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    if subject_is_rsa {
+    params.key_usages = profile.key_usage.iter().map(|&u| key_usage(u)).collect();
+    if subject_is_rsa && !profile.key_usage.contains(&KeyUsage::KeyEncipherment) {
         params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
     }
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.extended_key_usages = profile
+        .extended_key_usage
+        .iter()
+        .map(|&u| match u {
+            ExtendedKeyUsage::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+        })
+        .collect();
     params.is_ca = IsCa::ExplicitNoCa;
     params.use_authority_key_identifier_extension = true;
     Ok(params)
+}
+
+fn key_usage(usage: KeyUsage) -> KeyUsagePurpose {
+    match usage {
+        KeyUsage::DigitalSignature => KeyUsagePurpose::DigitalSignature,
+        KeyUsage::KeyEncipherment => KeyUsagePurpose::KeyEncipherment,
+        KeyUsage::KeyAgreement => KeyUsagePurpose::KeyAgreement,
+    }
 }
 
 /// RFC 5280 §4.2.1.13: one distribution point, a full name with one http:// URI, no reasons
@@ -121,6 +141,7 @@ pub(crate) fn server_params(
         now - ca::BACKDATE,
         now + SERVER_VALIDITY,
         false,
+        &LeafProfile::default(),
     )?;
     let mut name = DistinguishedName::new();
     name.push(DnType::CommonName, "Mayfly server");

@@ -22,6 +22,7 @@ use x509_parser::pem::Pem;
 use x509_parser::prelude::FromDer;
 
 use crate::acme::Identifier;
+use crate::policy::{ExtendedKeyUsage, KeyUsage, Profile};
 
 pub use ca::serial_hex;
 
@@ -108,6 +109,43 @@ pub struct IssuanceRequest {
     pub not_after: OffsetDateTime,
     /// The CRL distribution point (RFC 5280 §4.2.1.13) to put in the leaf, an http:// URL.
     pub crl_url: Option<String>,
+    /// Key usages and the common name, from the order's profile.
+    pub leaf: LeafProfile,
+}
+
+/// What a profile puts into a leaf besides its names and validity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeafProfile {
+    /// keyUsage (RFC 5280 §4.2.1.3). RSA subject keys also get keyEncipherment, listed or
+    /// not, because TLS 1.2 RSA key exchange needs it.
+    pub key_usage: Vec<KeyUsage>,
+    /// extendedKeyUsage (RFC 5280 §4.2.1.12): serverAuth, clientAuth or both.
+    pub extended_key_usage: Vec<ExtendedKeyUsage>,
+    /// Whether the subject carries a common name: the first DNS identifier, if it has at
+    /// most 64 characters.
+    pub include_common_name: bool,
+}
+
+impl Default for LeafProfile {
+    /// A TLS server certificate with a CN: the built-in `hours` profile, and the server's own
+    /// certificate.
+    fn default() -> Self {
+        LeafProfile {
+            key_usage: vec![KeyUsage::DigitalSignature],
+            extended_key_usage: vec![ExtendedKeyUsage::ServerAuth],
+            include_common_name: true,
+        }
+    }
+}
+
+impl From<&Profile> for LeafProfile {
+    fn from(profile: &Profile) -> Self {
+        LeafProfile {
+            key_usage: profile.key_usage.clone(),
+            extended_key_usage: profile.extended_key_usage.clone(),
+            include_common_name: profile.include_common_name,
+        }
+    }
 }
 
 /// Consumed by `Issuer::issue`: one prepared request is signed at most once.
@@ -341,18 +379,23 @@ impl Issuer {
 
     /// Signs a prepared request with the intermediate.
     ///
-    /// The leaf profile: subject CN = the first DNS identifier if it has at most 64 characters
-    /// (nothing else from the CSR's subject); SANs = the identifiers in order; the CSR's public
-    /// key; notBefore/notAfter as requested, truncated to whole seconds; a random 16-byte
-    /// serial; KU digitalSignature (plus keyEncipherment for RSA keys); EKU serverAuth;
-    /// basicConstraints CA:false (critical); AKI = the intermediate's SKI; an SKI; the CRL
-    /// distribution point when the request names one.
+    /// The leaf: subject CN = the first DNS identifier if it has at most 64 characters and
+    /// the request's [`LeafProfile`] includes one (nothing else from the CSR's subject);
+    /// SANs = the identifiers in order; the CSR's public key; notBefore/notAfter as requested,
+    /// truncated to whole seconds; a random 16-byte serial; KU and EKU as the `LeafProfile`
+    /// says (plus keyEncipherment for RSA keys); basicConstraints CA:false (critical); AKI = the
+    /// intermediate's SKI; an SKI; the CRL distribution point when the request names one.
     pub fn issue(&self, token: SigningToken) -> Result<IssuedCertificate, IssuerError> {
         let SigningToken { request, subject } = token;
         let not_before = whole_seconds(request.not_before)?;
         let not_after = whole_seconds(request.not_after)?;
-        let mut params =
-            leaf::leaf_params(&request.identifiers, not_before, not_after, subject.is_rsa)?;
+        let mut params = leaf::leaf_params(
+            &request.identifiers,
+            not_before,
+            not_after,
+            subject.is_rsa,
+            &request.leaf,
+        )?;
         if let Some(url) = request.crl_url {
             leaf::add_crl_distribution_point(&mut params, url);
         }

@@ -105,6 +105,7 @@ fn request(csr_der: Vec<u8>, identifiers: Vec<Identifier>) -> IssuanceRequest {
         not_before,
         not_after: not_before + Duration::hours(24),
         crl_url: None,
+        leaf: LeafProfile::default(),
     }
 }
 
@@ -445,6 +446,96 @@ fn rsa_subject_keys_get_key_encipherment() {
     let issued = issue(
         &issuer,
         request(csr(&key, None), vec![id("dns", "rsa.example")]),
+    );
+    let leaf = parse(&issued.leaf_der);
+    assert_eq!(
+        leaf.key_usage().unwrap().unwrap().value.to_string(),
+        "Digital Signature, Key Encipherment"
+    );
+}
+
+/// The profile's key usages and CN choice reach the leaf.
+#[test]
+fn leaf_profile_sets_key_usage_extended_key_usage_and_common_name() {
+    use crate::policy::{ExtendedKeyUsage as E, KeyUsage as K};
+    let (_dir, issuer) = new_ca(KeyType::P256, None);
+    let key = KeyPair::generate().unwrap();
+    let cases = [
+        (
+            "server",
+            vec![K::DigitalSignature],
+            vec![E::ServerAuth],
+            true,
+            (true, false),
+            "Digital Signature",
+            "CN=p.example",
+        ),
+        (
+            "client",
+            vec![K::DigitalSignature],
+            vec![E::ClientAuth],
+            true,
+            (false, true),
+            "Digital Signature",
+            "CN=p.example",
+        ),
+        (
+            "both, no CN",
+            vec![K::DigitalSignature, K::KeyAgreement],
+            vec![E::ServerAuth, E::ClientAuth],
+            false,
+            (true, true),
+            "Digital Signature, Key Agreement",
+            "",
+        ),
+    ];
+    for (name, key_usage, extended_key_usage, include_common_name, (server, client), ku, subject) in
+        cases
+    {
+        let leaf_profile = LeafProfile {
+            key_usage,
+            extended_key_usage,
+            include_common_name,
+        };
+        let issued = issue(
+            &issuer,
+            IssuanceRequest {
+                leaf: leaf_profile,
+                ..request(csr(&key, None), vec![id("dns", "p.example")])
+            },
+        );
+        let leaf = parse(&issued.leaf_der);
+        let eku = leaf.extended_key_usage().unwrap().unwrap().value;
+        assert_eq!(
+            (eku.server_auth, eku.client_auth),
+            (server, client),
+            "{name}"
+        );
+        assert!(eku.other.is_empty(), "{name}");
+        assert_eq!(
+            leaf.key_usage().unwrap().unwrap().value.to_string(),
+            ku,
+            "{name}"
+        );
+        assert_eq!(leaf.subject().to_string(), subject, "{name}");
+    }
+}
+
+#[test]
+fn rsa_key_encipherment_is_not_repeated_when_the_profile_lists_it() {
+    use crate::policy::KeyUsage as K;
+    let (_dir, issuer) = new_ca(KeyType::P256, None);
+    let key = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
+    let leaf_profile = LeafProfile {
+        key_usage: vec![K::DigitalSignature, K::KeyEncipherment],
+        ..LeafProfile::default()
+    };
+    let issued = issue(
+        &issuer,
+        IssuanceRequest {
+            leaf: leaf_profile,
+            ..request(csr(&key, None), vec![id("dns", "rsa.example")])
+        },
     );
     let leaf = parse(&issued.leaf_der);
     assert_eq!(

@@ -183,10 +183,15 @@ impl Profile {
 }
 
 /// All profiles and the one an order without `profile` gets. In TOML, `[profiles]` holds
-/// `default = "<name>"` and one table per profile, `[profiles.<name>]`.
+/// `default = "<name>"`, `builtin = true|false` and one table per profile, `[profiles.<name>]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profiles {
     pub default: String,
+    /// Whether the built-in profiles ([`Profiles::builtin`]) are offered besides the configured
+    /// ones. `Config::load` reads it before layering the configuration, so that `false`
+    /// leaves only the profiles the operator wrote; a `[profiles.<builtin name>]` table with
+    /// `builtin = true` changes only the keys it sets.
+    pub builtin: bool,
     pub profiles: BTreeMap<String, Profile>,
 }
 
@@ -244,6 +249,7 @@ impl Profiles {
         tlsclient.extended_key_usage = vec![ExtendedKeyUsage::ClientAuth];
         Profiles {
             default: "hours".to_owned(),
+            builtin: true,
             profiles: BTreeMap::from([
                 ("shortlived".to_owned(), shortlived),
                 ("hours".to_owned(), hours),
@@ -255,7 +261,11 @@ impl Profiles {
     /// Start-up checks: the default exists, and every profile fits `claims`.
     pub fn check(&self, claims: &Claims) -> Result<(), String> {
         if self.profiles.is_empty() {
-            return Err("profiles: at least one profile must be configured".to_owned());
+            return Err(
+                "profiles: at least one profile must be configured (profiles.builtin = false \
+                 leaves only the [profiles.<name>] tables of the configuration)"
+                    .to_owned(),
+            );
         }
         if !self.profiles.contains_key(&self.default) {
             return Err(format!(
@@ -300,7 +310,8 @@ impl Profiles {
     }
 }
 
-/// `default` is a string; every other key is a profile table, read with `deny_unknown_fields`
+/// `default` is a string, `builtin` a boolean (true when absent); every other key is a profile
+/// table, read with `deny_unknown_fields`
 /// so a misspelt key is an error that names it. (`#[serde(flatten)]` would lose that.)
 impl<'de> Deserialize<'de> for Profiles {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -312,17 +323,24 @@ impl<'de> Deserialize<'de> for Profiles {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Profiles, A::Error> {
                 let mut default = None;
+                let mut builtin = true;
                 let mut profiles = BTreeMap::new();
                 while let Some(key) = map.next_key::<String>()? {
                     if key == "default" {
                         default = Some(map.next_value::<String>()?);
+                    } else if key == "builtin" {
+                        builtin = map.next_value::<bool>()?;
                     } else {
                         let profile = map.next_value::<Profile>()?;
                         profiles.insert(key, profile);
                     }
                 }
                 let default = default.ok_or_else(|| serde::de::Error::missing_field("default"))?;
-                Ok(Profiles { default, profiles })
+                Ok(Profiles {
+                    default,
+                    builtin,
+                    profiles,
+                })
             }
         }
         deserializer.deserialize_map(ProfilesVisitor)
@@ -331,8 +349,9 @@ impl<'de> Deserialize<'de> for Profiles {
 
 impl Serialize for Profiles {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.profiles.len() + 1))?;
+        let mut map = serializer.serialize_map(Some(self.profiles.len() + 2))?;
         map.serialize_entry("default", &self.default)?;
+        map.serialize_entry("builtin", &self.builtin)?;
         for (name, profile) in &self.profiles {
             map.serialize_entry(name, profile)?;
         }

@@ -112,6 +112,9 @@ pub struct Order {
     pub certificate_id: Option<String>,
     /// Set when the order failed for a reason other than its authorizations (e.g. issuance).
     pub error: Option<Problem>,
+    /// The profile the order was made under (draft-ietf-acme-profiles); `None` only for
+    /// orders made before profiles existed, which get the default profile.
+    pub profile: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

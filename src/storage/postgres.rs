@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "challenges",
         include_str!("../../migrations/postgres/0004_challenges.sql"),
     ),
+    (
+        5,
+        "profiles",
+        include_str!("../../migrations/postgres/0005_profiles.sql"),
+    ),
 ];
 
 /// Multi-statement reads see one snapshot, e.g. an order and its authorization list.
@@ -280,7 +285,7 @@ impl Store for PostgresStore {
         // Ids compare byte-wise (collation "C"), as in SQLite, whatever the database's locale.
         let order_rows = sqlx::query(
             "SELECT id, account_id, identifiers, not_before, not_after, expires, created_at, \
-             processing_since, certificate_id, error FROM orders \
+             processing_since, certificate_id, error, profile FROM orders \
              WHERE account_id = $1 AND error IS NULL \
              AND (certificate_id IS NOT NULL OR processing_since IS NOT NULL OR expires > $2) \
              AND (created_at, id COLLATE \"C\") < ($3, $4) \
@@ -433,8 +438,8 @@ impl Store for PostgresStore {
         }
         sqlx::query(
             "INSERT INTO orders (id, account_id, identifiers, not_before, not_after, expires, \
-             created_at, processing_since, certificate_id, error) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             created_at, processing_since, certificate_id, error, profile) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&order.id)
         .bind(&order.account_id)
@@ -446,6 +451,7 @@ impl Store for PostgresStore {
         .bind(opt_secs(order.processing_since))
         .bind(&order.certificate_id)
         .bind(opt_json(order.error.as_ref())?)
+        .bind(&order.profile)
         .execute(&mut *tx)
         .await?;
         for (index, authorization_id) in order.authorization_ids.iter().enumerate() {
@@ -467,7 +473,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin_with(BEGIN_READ).await?;
         let row = sqlx::query(
             "SELECT id, account_id, identifiers, not_before, not_after, expires, created_at, \
-             processing_since, certificate_id, error FROM orders WHERE id = $1",
+             processing_since, certificate_id, error, profile FROM orders WHERE id = $1",
         )
         .bind(id)
         .fetch_one(&mut *tx)

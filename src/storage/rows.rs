@@ -197,6 +197,7 @@ pub(crate) fn order(row: &impl Columns, authorization_ids: Vec<String>) -> Store
         processing_since: opt_time(row.opt_int("processing_since")?)?,
         certificate_id: row.opt_text("certificate_id")?,
         error: from_opt_json("orders.error", row.opt_text("error")?)?,
+        profile: row.opt_text("profile")?,
     })
 }
 

@@ -49,6 +49,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "challenges",
         include_str!("../../migrations/sqlite/0004_challenges.sql"),
     ),
+    (
+        5,
+        "profiles",
+        include_str!("../../migrations/sqlite/0005_profiles.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -249,7 +254,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let order_rows = sqlx::query(
             "SELECT id, account_id, identifiers, not_before, not_after, expires, created_at, \
-             processing_since, certificate_id, error FROM orders \
+             processing_since, certificate_id, error, profile FROM orders \
              WHERE account_id = ? AND error IS NULL \
              AND (certificate_id IS NOT NULL OR processing_since IS NOT NULL OR expires > ?) \
              AND (created_at, id) < (?, ?) \
@@ -401,8 +406,8 @@ impl Store for SqliteStore {
         }
         sqlx::query(
             "INSERT INTO orders (id, account_id, identifiers, not_before, not_after, expires, \
-             created_at, processing_since, certificate_id, error) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_at, processing_since, certificate_id, error, profile) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&order.id)
         .bind(&order.account_id)
@@ -414,6 +419,7 @@ impl Store for SqliteStore {
         .bind(opt_secs(order.processing_since))
         .bind(&order.certificate_id)
         .bind(opt_json(order.error.as_ref())?)
+        .bind(&order.profile)
         .execute(&mut *tx)
         .await?;
         for (position, authorization_id) in order.authorization_ids.iter().enumerate() {
@@ -435,7 +441,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "SELECT id, account_id, identifiers, not_before, not_after, expires, created_at, \
-             processing_since, certificate_id, error FROM orders WHERE id = ?",
+             processing_since, certificate_id, error, profile FROM orders WHERE id = ?",
         )
         .bind(id)
         .fetch_one(&mut *tx)
