@@ -85,8 +85,11 @@ impl Authority {
             processing_since: None,
             certificate_id: None,
             error: None,
+            replaces: request.replaces.clone(),
         };
-        self.store.insert_order(&order, &created).await?;
+        // RFC 9773 §5: with `replaces`, checked and marked in the same transaction.
+        self.insert_order_replacing(account, &order, &created)
+            .await?;
         Ok(self.view(order, authorizations))
     }
 

@@ -201,6 +201,7 @@ mod tests {
             processing_since: None,
             certificate_id: None,
             error: None,
+            replaces: None,
         }
     }
 
