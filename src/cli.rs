@@ -83,6 +83,9 @@ pub enum AdminCommand {
     /// External Account Binding keys (RFC 8555 §7.3.4).
     #[command(subcommand)]
     Eab(EabCommand),
+    /// Renewal windows (ACME Renewal Information, RFC 9773), e.g. "renew now" for an incident.
+    #[command(subcommand)]
+    Ari(AriCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +113,68 @@ pub enum EabCommand {
         /// The key's id, as printed by `add`.
         kid: String,
     },
+}
+
+/// `mayfly admin ari`: the window renewalInfo suggests for one certificate. The certificate is
+/// named by its serial number in hex (colons allowed) or by its ARI id
+/// (`base64url(AKI).base64url(serial)`). The window is stored in the database, so every
+/// replica answers it, and it survives restarts.
+#[derive(Debug, Subcommand)]
+pub enum AriCommand {
+    /// Set the window to [--start, --end].
+    Move {
+        /// Serial number (hex) or ARI certificate id.
+        certificate: String,
+        /// RFC 3339 time, `now`, or `now+DURATION` (e.g. now+30m).
+        #[arg(long, value_parser = WindowTime::parse)]
+        start: WindowTime,
+        /// RFC 3339 time, `now`, or `now+DURATION`; after --start.
+        #[arg(long, value_parser = WindowTime::parse)]
+        end: WindowTime,
+    },
+    /// Set the window to [now, now+5m]: clients renew at their next check.
+    RenewNow {
+        /// Serial number (hex) or ARI certificate id.
+        certificate: String,
+    },
+    /// Forget a moved window: renewalInfo computes it from the lifetime again.
+    Reset {
+        /// Serial number (hex) or ARI certificate id.
+        certificate: String,
+    },
+}
+
+/// A window bound on the command line: a fixed time, or now plus an offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowTime {
+    At(time::OffsetDateTime),
+    FromNow(time::Duration),
+}
+
+impl WindowTime {
+    pub fn parse(text: &str) -> Result<WindowTime, String> {
+        let text = text.trim();
+        if text == "now" {
+            return Ok(WindowTime::FromNow(time::Duration::ZERO));
+        }
+        if let Some(offset) = text.strip_prefix("now+") {
+            return HumanDuration::parse(offset).map(|d| WindowTime::FromNow(d.0));
+        }
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .map(WindowTime::At)
+            .map_err(|_| {
+                format!(
+                    "{text:?} is not an RFC 3339 time (2025-01-31T12:00:00Z), now or now+DURATION"
+                )
+            })
+    }
+
+    pub fn resolve(self, now: time::OffsetDateTime) -> time::OffsetDateTime {
+        match self {
+            WindowTime::At(t) => t,
+            WindowTime::FromNow(d) => now + d,
+        }
+    }
 }
 
 // --- end of `mayfly admin` ---

@@ -25,6 +25,7 @@ pub struct Config {
     /// `builtin = true|false` and one `[profiles.<name>]` table each. The built-in ones
     /// (shortlived, hours, tlsclient) are there unless `builtin = false`.
     pub profiles: Profiles,
+    pub renewal: crate::policy::renewal::RenewalSettings,
     pub testing: TestingConfig,
 }
 
@@ -127,7 +128,10 @@ pub struct AcmeConfig {
     /// `meta.termsOfService`; when set, `newAccount` requires `termsOfServiceAgreed`.
     pub terms_of_service: Option<String>,
     pub website: Option<String>,
+    /// `meta.caaIdentities`, and the issuer domain names a CAA `issue` record must name.
     pub caa_identities: Vec<String>,
+    /// Check CAA (RFC 8659) before an authorization becomes valid.
+    pub caa_check: bool,
     /// How long a nonce stays redeemable.
     pub nonce_lifetime: HumanDuration,
     /// `meta.externalAccountRequired`: newAccount must carry an External Account Binding.
@@ -145,6 +149,7 @@ impl Default for AcmeConfig {
             terms_of_service: None,
             website: None,
             caa_identities: Vec::new(),
+            caa_check: true,
             nonce_lifetime: HumanDuration::hours(1),
             external_account_required: false,
             orders_page_size: 100,
@@ -299,6 +304,19 @@ impl Config {
             }
         }
         // A CRL must be replaced before its nextUpdate, or relying parties treat it as stale.
+        self.renewal.check("renewal").map_err(ConfigError)?;
+        for identity in &self.acme.caa_identities {
+            // RFC 8659 §4.2: an issuer-domain-name, compared with the records' values.
+            if crate::validation::caa::parse_issue_value(identity.as_bytes())
+                .ok()
+                .and_then(|value| value.issuer)
+                .is_none_or(|issuer| issuer != *identity)
+            {
+                return Err(ConfigError(format!(
+                    "acme.caa_identities: {identity:?} is not a domain name"
+                )));
+            }
+        }
         if self.crl.regenerate_every.0 >= self.crl.next_update.0 {
             return Err(ConfigError(
                 "crl.regenerate_every must be shorter than crl.next_update".into(),

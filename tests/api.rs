@@ -31,6 +31,7 @@ async fn directory_lists_the_resources() {
             "newAuthz": format!("{BASE}/acme/new-authz"),
             "keyChange": format!("{BASE}/acme/key-change"),
             "revokeCert": format!("{BASE}/acme/revoke-cert"),
+            "renewalInfo": format!("{BASE}/acme/renewal-info"),
             "meta": {
                 "caaIdentities": [],
                 "externalAccountRequired": false,

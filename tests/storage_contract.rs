@@ -114,6 +114,7 @@ fn order(id: &str, account_id: &str) -> (Order, Vec<Authorization>) {
         certificate_id: None,
         error: None,
         profile: None,
+        replaces: None,
     };
     (order, vec![b, a])
 }
@@ -1361,6 +1362,7 @@ async fn insert_authorization(store: Arc<dyn Store>) {
         certificate_id: None,
         error: None,
         profile: None,
+        replaces: None,
     };
     store.insert_order(&order, &[]).await.unwrap();
     assert_eq!(store.order(&order.id).await.unwrap(), order);
@@ -1456,3 +1458,140 @@ macro_rules! profiles_contract {
 
 profiles_contract!(order_profile_round_trip);
 // --- end of profiles (issue 4) ---
+
+// ---------------------------------------------------------------------------------------------
+// ACME Renewal Information (issue 4): renewal_state, insert_replacing_order, set_renewal_window
+
+async fn renewal_state(store: Arc<dyn Store>) {
+    let cert = issued(&*store, "order-1", "cert-1", "4a0b").await;
+    let state = store.renewal_state("4a0b").await.unwrap();
+    assert_eq!(state.certificate, cert);
+    assert_eq!(state.revoked_at, None);
+    assert_eq!(state.replaced_by_order, None);
+    assert_eq!(state.window, None);
+    assert_not_found(store.renewal_state("4a0c").await);
+
+    store
+        .set_renewal_window(&cert.id, Some((at(T0 + 10), at(T0 + 20))))
+        .await
+        .unwrap();
+    store
+        .revoke_certificate(&cert.id, 4, at(T0 + 5))
+        .await
+        .unwrap();
+    let state = store.renewal_state("4a0b").await.unwrap();
+    assert_eq!(state.window, Some((at(T0 + 10), at(T0 + 20))));
+    assert_eq!(state.revoked_at, Some(at(T0 + 5)));
+    store.set_renewal_window(&cert.id, None).await.unwrap();
+    assert_eq!(store.renewal_state("4a0b").await.unwrap().window, None);
+    assert_not_found(store.set_renewal_window("cert-missing", None).await);
+}
+
+async fn replacing_orders(store: Arc<dyn Store>) {
+    let cert = issued(&*store, "order-1", "cert-1", "4a0b").await;
+    let (mut first, authzs) = order("order-r1", "acct-1");
+    first.replaces = Some("aki.Sgs".into());
+    assert!(
+        store
+            .insert_replacing_order(&first, &authzs, &cert.id, at(T0))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.order(&first.id).await.unwrap(), first);
+    assert_eq!(
+        store.renewal_state("4a0b").await.unwrap().replaced_by_order,
+        Some(first.id.clone())
+    );
+
+    // Taken: nothing of the second order is written, its authorizations included.
+    let (mut second, authzs) = order("order-r2", "acct-1");
+    second.replaces = first.replaces.clone();
+    assert!(
+        !store
+            .insert_replacing_order(&second, &authzs, &cert.id, at(T0))
+            .await
+            .unwrap()
+    );
+    assert_not_found(store.order(&second.id).await);
+    assert_not_found(store.authorization(&authzs[0].id).await);
+
+    // The first order expires unfinished: the certificate is free again.
+    let later = first.expires + time::Duration::seconds(1);
+    assert!(
+        store
+            .insert_replacing_order(&second, &authzs, &cert.id, later)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.renewal_state("4a0b").await.unwrap().replaced_by_order,
+        Some(second.id.clone())
+    );
+    // A failed order frees it too; a pending one does not.
+    let (third, authzs) = order("order-r3", "acct-1");
+    assert!(
+        !store
+            .insert_replacing_order(&third, &authzs, &cert.id, at(T0))
+            .await
+            .unwrap()
+    );
+    store
+        .fail_order(&second.id, &problem("issuance failed"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .insert_replacing_order(&third, &authzs, &cert.id, at(T0))
+            .await
+            .unwrap()
+    );
+
+    let (fourth, authzs) = order("order-r4", "acct-1");
+    assert_not_found(
+        store
+            .insert_replacing_order(&fourth, &authzs, "cert-missing", at(T0))
+            .await,
+    );
+    assert_not_found(store.order(&fourth.id).await);
+}
+
+async fn replacing_order_race(store: Arc<dyn Store>) {
+    let cert = issued(&*store, "order-1", "cert-1", "4a0b").await;
+    let next = Arc::new(AtomicU32::new(0));
+    let winners = race(&store, move |store| {
+        let n = next.fetch_add(1, Ordering::SeqCst);
+        let cert_id = cert.id.clone();
+        async move {
+            let (order, authzs) = order(&format!("order-race-{n}"), "acct-1");
+            store
+                .insert_replacing_order(&order, &authzs, &cert_id, at(T0))
+                .await
+        }
+    })
+    .await;
+    assert_eq!(winners, 1);
+}
+
+macro_rules! renewal_contract {
+    ($($check:ident),+ $(,)?) => {
+        mod renewal_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Sqlite, _, _>(super::$check).await;
+                }
+            )+
+        }
+        mod renewal_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Postgres, _, _>(super::$check).await;
+                }
+            )+
+        }
+    };
+}
+
+renewal_contract!(renewal_state, replacing_orders, replacing_order_race);
+// --- end of ACME Renewal Information ---

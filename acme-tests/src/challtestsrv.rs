@@ -148,6 +148,28 @@ impl ChallTestSrv {
         .map(drop)
     }
 
+    /// Add CAA records at `host` (RFC 8659), one per `(tag, value)`; they accumulate.
+    /// challtestsrv always sends flags 0, so the critical flag cannot be set here.
+    pub async fn add_caa(&self, host: &str, policies: &[(&str, &str)]) -> Result<()> {
+        let policies: Vec<Value> = policies
+            .iter()
+            .map(|(tag, value)| json!({ "tag": tag, "value": value }))
+            .collect();
+        self.post(
+            "add-caa",
+            json!({ "host": fqdn(host), "policies": policies }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Remove every CAA record at `host`.
+    pub async fn clear_caa(&self, host: &str) -> Result<()> {
+        self.post("clear-caa", json!({ "host": fqdn(host) }))
+            .await
+            .map(drop)
+    }
+
     /// The DNS questions received for `host` (given without the trailing dot).
     pub async fn dns_queries(&self, host: &str) -> Result<Vec<DnsQuestion>> {
         let history = self

@@ -21,6 +21,9 @@ pub struct Directory {
     /// Pre-authorization (RFC 8555 §7.4.1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new_authz: Option<String>,
+    /// ACME Renewal Information (RFC 9773 §4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewal_info: Option<String>,
     pub meta: DirectoryMeta,
 }
 
@@ -109,6 +112,9 @@ pub struct NewOrderRequest {
     /// The profile to issue under (draft-ietf-acme-profiles §4); absent: the default one.
     #[serde(default)]
     pub profile: Option<String>,
+    /// The ARI certificate identifier of the certificate this order replaces (RFC 9773 §5).
+    #[serde(default)]
+    pub replaces: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -130,6 +136,9 @@ pub struct OrderResource {
     pub finalize: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
+    /// Echoed from newOrder (RFC 9773 §5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -155,6 +164,22 @@ pub struct ChallengeResource {
     pub validated: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Problem>,
+}
+
+/// A renewalInfo response (RFC 9773 §4.2).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenewalInfoResource {
+    pub suggested_window: SuggestedWindowResource,
+    #[serde(rename = "explanationURL", skip_serializing_if = "Option::is_none")]
+    pub explanation_url: Option<String>,
+}
+
+/// RFC 3339 times; `end` is after `start`.
+#[derive(Clone, Debug, Serialize)]
+pub struct SuggestedWindowResource {
+    pub start: String,
+    pub end: String,
 }
 
 /// The `newAuthz` payload (RFC 8555 §7.4.1).

@@ -2,7 +2,9 @@
 //! directly, with the same configuration as `serve`.
 //!
 //! - [`eab`]: External Account Binding keys (RFC 8555 §7.3.4): add, list, revoke.
+//! - [`ari`]: renewal windows (RFC 9773): move, renew-now, reset.
 
+pub mod ari;
 pub mod eab;
 
 use anyhow::Context;
@@ -18,5 +20,6 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
     let now = crate::clock::truncate(time::OffsetDateTime::now_utc());
     match &args.command {
         AdminCommand::Eab(command) => eab::run(&*store, command, now).await,
+        AdminCommand::Ari(command) => ari::run(&*store, &config, command, now).await,
     }
 }

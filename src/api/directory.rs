@@ -17,6 +17,7 @@ pub async fn directory(State(state): State<AppState>) -> Response {
         revoke_cert: Some(app.links.revoke_cert()),
         key_change: Some(app.links.key_change()),
         new_authz: Some(app.links.new_authz()),
+        renewal_info: Some(app.links.renewal_info()),
         meta: DirectoryMeta {
             terms_of_service: config.acme.terms_of_service.clone(),
             website: config.acme.website.clone(),

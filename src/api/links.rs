@@ -56,6 +56,10 @@ impl Links {
     pub fn revoke_cert(&self) -> String {
         format!("{}/acme/revoke-cert", self.base)
     }
+    /// The renewalInfo base; a certificate's resource is this, `/` and its ARI id.
+    pub fn renewal_info(&self) -> String {
+        format!("{}/acme/renewal-info", self.base)
+    }
 
     /// The account id in a `kid`, if the `kid` is one of our account URLs.
     pub fn account_id_from_kid<'a>(&self, kid: &'a str) -> Option<&'a str> {

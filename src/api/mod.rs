@@ -15,6 +15,7 @@ pub mod new_authz;
 pub mod nonce;
 pub mod order;
 pub mod orders;
+pub mod renewal_info;
 pub mod revoke;
 
 use axum::Router;
@@ -53,6 +54,12 @@ pub fn router(state: AppState) -> Router {
         .route("/acme/chall/{id}", post_only(challenge::challenge))
         .route("/acme/cert/{id}", post_only(certificate::certificate))
         .route("/acme/revoke-cert", post_only(revoke::revoke_cert))
+        .route(
+            "/acme/renewal-info/{id}",
+            get(renewal_info::renewal_info)
+                .post(renewal_info::renewal_info_post)
+                .fallback(|m: Method| method_not_allowed(m, "GET, HEAD, POST")),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), acme_headers))
         .with_state(state)

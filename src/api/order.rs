@@ -85,5 +85,6 @@ fn resource(links: &Links, view: &OrderView) -> OrderResource {
             .certificate_id
             .as_deref()
             .map(|id| links.certificate(id)),
+        replaces: order.replaces.clone(),
     }
 }

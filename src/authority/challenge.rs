@@ -5,6 +5,7 @@ use crate::acme::{AuthorizationStatus, ChallengeStatus, Problem};
 use crate::jose::{Jwk, key_authorization};
 use crate::storage::{Account, Challenge};
 use crate::validation::ChallengeType;
+use crate::validation::caa::CaaRequest;
 
 use super::state::authorization_status;
 use super::{Authority, Result, found};
@@ -78,9 +79,10 @@ impl Authority {
             let authority = self.clone();
             let identifier = authz.identifier.clone();
             let background = challenge.clone();
+            let account_id = account.id.clone();
             tokio::spawn(async move {
                 authority
-                    .validate_and_record(background, identifier, key_authorization)
+                    .validate_and_record(background, identifier, key_authorization, account_id)
                     .await;
             });
         }
@@ -92,12 +94,16 @@ impl Authority {
         challenge: Challenge,
         identifier: crate::acme::Identifier,
         key_authorization: String,
+        account_id: String,
     ) {
         let kind = ChallengeType::parse(&challenge.kind);
-        let outcome = self
+        let mut outcome = self
             .validator
             .validate(&kind, &identifier, &challenge.token, &key_authorization)
             .await;
+        if outcome.is_ok() {
+            outcome = self.check_caa(&identifier, &kind, &account_id).await;
+        }
         let now = self.now();
         let (to, error) = match &outcome {
             Ok(()) => (ChallengeStatus::Valid, None),
@@ -126,5 +132,25 @@ impl Authority {
             // client polling it is not left waiting for ever.
             tracing::error!(challenge = %challenge.id, error = %e, "recording a validation failed");
         }
+    }
+
+    /// CAA (RFC 8659), after control of the name is proven and before the authorization
+    /// becomes valid, unless `acme.caa_check` is off. IP identifiers have no CAA.
+    async fn check_caa(
+        &self,
+        identifier: &crate::acme::Identifier,
+        kind: &ChallengeType,
+        account_id: &str,
+    ) -> std::result::Result<(), Problem> {
+        if !self.settings.caa_check {
+            return Ok(());
+        }
+        let account_uri = format!("{}{account_id}", self.settings.account_url_prefix);
+        let request = CaaRequest {
+            ca_identities: &self.settings.caa_identities,
+            account_uri: &account_uri,
+            validation_method: kind.as_str(),
+        };
+        self.validator.check_caa(identifier, &request).await
     }
 }

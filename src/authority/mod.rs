@@ -5,6 +5,7 @@ pub mod account;
 pub mod challenge;
 pub mod finalize;
 pub mod order;
+pub mod renewal;
 pub mod revocation;
 pub mod state;
 
@@ -54,6 +55,15 @@ pub struct Settings {
     pub terms_of_service: Option<String>,
     /// The CRL distribution point and nextUpdate (`[crl]`).
     pub crl: revocation::CrlSettings,
+    /// Renewal windows and `Retry-After` for renewalInfo (`[renewal]`, RFC 9773).
+    pub renewal: crate::policy::renewal::RenewalSettings,
+    /// Whether CAA is checked before an authorization becomes valid (`acme.caa_check`).
+    pub caa_check: bool,
+    /// The issuer domain names CAA `issue` records must name (`acme.caa_identities`).
+    pub caa_identities: Vec<String>,
+    /// Account URLs are this followed by the account id; CAA `accounturi` is compared with
+    /// them (RFC 8657 §3).
+    pub account_url_prefix: String,
 }
 
 impl Settings {
@@ -63,6 +73,11 @@ impl Settings {
             profiles: config.profiles.clone(),
             terms_of_service: config.acme.terms_of_service.clone(),
             crl: revocation::CrlSettings::from_config(config),
+            renewal: config.renewal.clone(),
+            caa_check: config.acme.caa_check,
+            caa_identities: config.acme.caa_identities.clone(),
+            // The one place account URLs are shaped is the API's URL builder.
+            account_url_prefix: crate::api::links::Links::new(config.base_url()).account(""),
         }
     }
 }

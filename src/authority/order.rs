@@ -105,8 +105,11 @@ impl Authority {
             certificate_id: None,
             error: None,
             profile: Some(profile_name.to_owned()),
+            replaces: request.replaces.clone(),
         };
-        self.store.insert_order(&order, &created).await?;
+        // RFC 9773 §5: with `replaces`, checked and marked in the same transaction.
+        self.insert_order_replacing(account, &order, &created)
+            .await?;
         Ok(self.view(order, authorizations))
     }
 

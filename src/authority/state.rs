@@ -202,6 +202,7 @@ mod tests {
             certificate_id: None,
             error: None,
             profile: None,
+            replaces: None,
         }
     }
 

@@ -115,6 +115,8 @@ pub struct Order {
     /// The profile the order was made under (draft-ietf-acme-profiles); `None` only for
     /// orders made before profiles existed, which get the default profile.
     pub profile: Option<String>,
+    /// The ARI certificate identifier of the certificate this order replaces (RFC 9773 §5).
+    pub replaces: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -274,6 +276,31 @@ pub trait Store: Send + Sync + 'static {
     // Revocation and CRLs (RFC 8555 §7.6, RFC 5280 §5).
     /// The certificate with this serial (lower-case hex, as [`Certificate::serial`]).
     async fn certificate_by_serial(&self, serial: &str) -> StoreResult<Certificate>;
+
+    // --- ACME Renewal Information (RFC 9773), issue 4 ---
+    /// What renewalInfo and `replaces` need about the certificate with this serial (as
+    /// [`Certificate::serial`]). `NotFound` if there is none.
+    async fn renewal_state(&self, serial: &str) -> StoreResult<RenewalState>;
+    /// Inserts the order as `insert_order` does and, in the same transaction, marks the
+    /// certificate `replaced_certificate_id` as replaced by it, only if no order replaces it
+    /// yet, or the order that did can no longer produce a certificate at `now` (it has an
+    /// error, or it expired unfinished). `Ok(false)`, with nothing written, if another order
+    /// holds it (on any replica); `NotFound` if there is no such certificate.
+    async fn insert_replacing_order(
+        &self,
+        order: &Order,
+        new_authorizations: &[Authorization],
+        replaced_certificate_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Sets the renewal window an administrator chose for the certificate; `None` returns it
+    /// to the computed one. `NotFound` if there is no such certificate.
+    async fn set_renewal_window(
+        &self,
+        certificate_id: &str,
+        window: Option<(OffsetDateTime, OffsetDateTime)>,
+    ) -> StoreResult<()>;
+    // --- end of ACME Renewal Information ---
     /// Marks the certificate revoked at `at` for `reason`, only if it is not revoked yet.
     /// `Ok(false)` if it already was (by this request's twin on any replica); `NotFound` if
     /// there is no such certificate.
@@ -299,6 +326,17 @@ pub trait Store: Send + Sync + 'static {
         identifier: &Identifier,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;
+}
+
+/// A certificate with its renewal facts (RFC 9773).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenewalState {
+    pub certificate: Certificate,
+    pub revoked_at: Option<OffsetDateTime>,
+    /// The order that replaces it (RFC 9773 §5), if one does.
+    pub replaced_by_order: Option<String>,
+    /// The window an administrator chose, `(start, end)`, if one did.
+    pub window: Option<(OffsetDateTime, OffsetDateTime)>,
 }
 
 /// A revoked certificate, as a CRL lists it.

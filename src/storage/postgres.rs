@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use super::rows::{self, opt_json, opt_secs, other, secs, to_json};
 use super::{
     Account, Authorization, Certificate, Challenge, EabKey, EabRefusal, Order, OrderCursor,
-    RevokedCertificate, Store, StoreError, StoreResult,
+    RenewalState, RevokedCertificate, Store, StoreError, StoreResult,
 };
 use crate::acme::{ChallengeStatus, Identifier, Problem};
 
@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "profiles",
         include_str!("../../migrations/postgres/0005_profiles.sql"),
+    ),
+    (
+        6,
+        "renewal",
+        include_str!("../../migrations/postgres/0006_renewal.sql"),
     ),
 ];
 
@@ -285,7 +290,7 @@ impl Store for PostgresStore {
         // Ids compare byte-wise (collation "C"), as in SQLite, whatever the database's locale.
         let order_rows = sqlx::query(
             "SELECT id, account_id, identifiers, not_before, not_after, expires, created_at, \
-             processing_since, certificate_id, error, profile FROM orders \
+             processing_since, certificate_id, error, profile, replaces FROM orders \
              WHERE account_id = $1 AND error IS NULL \
              AND (certificate_id IS NOT NULL OR processing_since IS NOT NULL OR expires > $2) \
              AND (created_at, id COLLATE \"C\") < ($3, $4) \
@@ -433,38 +438,7 @@ impl Store for PostgresStore {
     ) -> StoreResult<()> {
         rows::check_nesting(new_authorizations)?;
         let mut tx = self.pool.begin().await?;
-        for authorization in new_authorizations {
-            insert_authorization(&mut tx, authorization).await?;
-        }
-        sqlx::query(
-            "INSERT INTO orders (id, account_id, identifiers, not_before, not_after, expires, \
-             created_at, processing_since, certificate_id, error, profile) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&order.id)
-        .bind(&order.account_id)
-        .bind(to_json(&order.identifiers)?)
-        .bind(opt_secs(order.not_before))
-        .bind(opt_secs(order.not_after))
-        .bind(secs(order.expires))
-        .bind(secs(order.created_at))
-        .bind(opt_secs(order.processing_since))
-        .bind(&order.certificate_id)
-        .bind(opt_json(order.error.as_ref())?)
-        .bind(&order.profile)
-        .execute(&mut *tx)
-        .await?;
-        for (index, authorization_id) in order.authorization_ids.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO order_authorizations (order_id, position, authorization_id) \
-                 VALUES ($1, $2, $3)",
-            )
-            .bind(&order.id)
-            .bind(position(index)?)
-            .bind(authorization_id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_order_rows(&mut tx, order, new_authorizations).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -473,7 +447,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin_with(BEGIN_READ).await?;
         let row = sqlx::query(
             "SELECT id, account_id, identifiers, not_before, not_after, expires, created_at, \
-             processing_since, certificate_id, error, profile FROM orders WHERE id = $1",
+             processing_since, certificate_id, error, profile, replaces FROM orders WHERE id = $1",
         )
         .bind(id)
         .fetch_one(&mut *tx)
@@ -683,6 +657,78 @@ impl Store for PostgresStore {
         rows::certificate(&row)
     }
 
+    // --- ACME Renewal Information (RFC 9773), issue 4 ---
+
+    async fn renewal_state(&self, serial: &str) -> StoreResult<RenewalState> {
+        let row = sqlx::query(
+            "SELECT id, order_id, account_id, serial, chain_pem, not_before, not_after, \
+             created_at, revoked_at, replaced_by_order, renewal_window_start, \
+             renewal_window_end FROM certificates WHERE serial = $1",
+        )
+        .bind(serial)
+        .fetch_one(&self.pool)
+        .await?;
+        rows::renewal_state(&row)
+    }
+
+    async fn insert_replacing_order(
+        &self,
+        order: &Order,
+        new_authorizations: &[Authorization],
+        replaced_certificate_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        rows::check_nesting(new_authorizations)?;
+        let mut tx = self.pool.begin().await?;
+        // The guard decides races between replicas: of two orders naming the certificate, the
+        // second finds replaced_by_order set (after waiting for the first one's row lock) and
+        // changes nothing. An order that can no longer produce a certificate releases it.
+        let result = sqlx::query(
+            "UPDATE certificates SET replaced_by_order = $1 WHERE id = $2 \
+             AND (replaced_by_order IS NULL OR replaced_by_order IN ( \
+                 SELECT id FROM orders WHERE certificate_id IS NULL \
+                 AND (error IS NOT NULL OR (processing_since IS NULL AND expires <= $3))))",
+        )
+        .bind(&order.id)
+        .bind(replaced_certificate_id)
+        .bind(secs(now))
+        .execute(&mut *tx)
+        .await?;
+        if result.rows_affected() != 1 {
+            exists(
+                &mut tx,
+                "SELECT 1 FROM certificates WHERE id = $1",
+                replaced_certificate_id,
+            )
+            .await?;
+            return Ok(false);
+        }
+        insert_order_rows(&mut tx, order, new_authorizations).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn set_renewal_window(
+        &self,
+        certificate_id: &str,
+        window: Option<(OffsetDateTime, OffsetDateTime)>,
+    ) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE certificates SET renewal_window_start = $1, renewal_window_end = $2 \
+             WHERE id = $3",
+        )
+        .bind(window.map(|(start, _)| secs(start)))
+        .bind(window.map(|(_, end)| secs(end)))
+        .bind(certificate_id)
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+    // --- end of ACME Renewal Information ---
+
     async fn revoke_certificate(
         &self,
         id: &str,
@@ -759,6 +805,48 @@ impl Store for PostgresStore {
         .await?;
         Ok(found.is_some())
     }
+}
+
+/// The rows of a new order: its new authorizations, the order, its authorization list.
+async fn insert_order_rows(
+    tx: &mut Transaction<'static, Postgres>,
+    order: &Order,
+    new_authorizations: &[Authorization],
+) -> StoreResult<()> {
+    for authorization in new_authorizations {
+        insert_authorization(tx, authorization).await?;
+    }
+    sqlx::query(
+        "INSERT INTO orders (id, account_id, identifiers, not_before, not_after, expires, \
+         created_at, processing_since, certificate_id, error, profile, replaces) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&order.id)
+    .bind(&order.account_id)
+    .bind(to_json(&order.identifiers)?)
+    .bind(opt_secs(order.not_before))
+    .bind(opt_secs(order.not_after))
+    .bind(secs(order.expires))
+    .bind(secs(order.created_at))
+    .bind(opt_secs(order.processing_since))
+    .bind(&order.certificate_id)
+    .bind(opt_json(order.error.as_ref())?)
+    .bind(&order.profile)
+    .bind(&order.replaces)
+    .execute(&mut **tx)
+    .await?;
+    for (index, authorization_id) in order.authorization_ids.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO order_authorizations (order_id, position, authorization_id) \
+             VALUES ($1, $2, $3)",
+        )
+        .bind(&order.id)
+        .bind(position(index)?)
+        .bind(authorization_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Inserts one authorization and its challenges, numbering the challenges in order.

@@ -11,8 +11,8 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use time::OffsetDateTime;
 
 use super::{
-    Account, Authorization, Certificate, Challenge, EabKey, Order, RevokedCertificate, StoreError,
-    StoreResult,
+    Account, Authorization, Certificate, Challenge, EabKey, Order, RenewalState,
+    RevokedCertificate, StoreError, StoreResult,
 };
 use crate::acme::{AccountStatus, ChallengeStatus};
 
@@ -198,6 +198,7 @@ pub(crate) fn order(row: &impl Columns, authorization_ids: Vec<String>) -> Store
         certificate_id: row.opt_text("certificate_id")?,
         error: from_opt_json("orders.error", row.opt_text("error")?)?,
         profile: row.opt_text("profile")?,
+        replaces: row.opt_text("replaces")?,
     })
 }
 
@@ -238,6 +239,23 @@ pub(crate) fn certificate(row: &impl Columns) -> StoreResult<Certificate> {
         not_before: time(row.int("not_before")?)?,
         not_after: time(row.int("not_after")?)?,
         created_at: time(row.int("created_at")?)?,
+    })
+}
+
+/// A certificate row with the renewal columns of migration 0006.
+pub(crate) fn renewal_state(row: &impl Columns) -> StoreResult<RenewalState> {
+    let window = match (
+        opt_time(row.opt_int("renewal_window_start")?)?,
+        opt_time(row.opt_int("renewal_window_end")?)?,
+    ) {
+        (Some(start), Some(end)) => Some((start, end)),
+        _ => None,
+    };
+    Ok(RenewalState {
+        certificate: certificate(row)?,
+        revoked_at: opt_time(row.opt_int("revoked_at")?)?,
+        replaced_by_order: row.opt_text("replaced_by_order")?,
+        window,
     })
 }
 

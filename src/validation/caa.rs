@@ -4,7 +4,9 @@
 
 use async_trait::async_trait;
 
-use crate::acme::Identifier;
+use super::Validator;
+use super::resolver::{DnsError, Resolver};
+use crate::acme::{Identifier, Problem, ProblemType};
 
 /// One CAA resource record (RFC 8659 §4.1): flags, tag and value, as the resolver returns them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -195,6 +197,9 @@ impl std::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Mismatch::NoIssuer => f.write_str("forbids issuance by any CA"),
+            Mismatch::OtherIssuer { ours } if ours.is_empty() => f.write_str(
+                "names a CA, and this CA has no CAA identity (acme.caa_identities is empty)",
+            ),
             Mismatch::OtherIssuer { ours } => write!(f, "does not name this CA ({ours})"),
             Mismatch::Malformed(why) => write!(f, "is malformed ({why}), so it authorizes no CA"),
             Mismatch::AccountUri { allowed, ours } => write!(
@@ -391,6 +396,53 @@ fn authorizes(value: Result<IssueValue, String>, request: &CaaRequest<'_>) -> Re
         // RFC 8659 §4.2: other parameters this CA does not know are ignored.
     }
     Ok(())
+}
+
+/// The configured [`Resolver`] as a [`CaaSource`]: a name without CAA and a name that does not
+/// exist both let the climb go on; any other failure stops it.
+pub struct ResolverSource<'a>(pub &'a dyn Resolver);
+
+#[async_trait]
+impl CaaSource for ResolverSource<'_> {
+    async fn lookup(&self, name: &str) -> Result<Vec<CaaRecord>, CaaLookupError> {
+        match self.0.lookup_caa(name).await {
+            Ok(records) => Ok(records),
+            Err(DnsError::NxDomain(_)) => Err(CaaLookupError::NxDomain),
+            Err(DnsError::NoRecords(_) | DnsError::NoTxtRecords(_)) => Ok(Vec::new()),
+            Err(e) => Err(CaaLookupError::Failed(e.to_string())),
+        }
+    }
+}
+
+impl Validator {
+    /// RFC 8659 through the validation resolver, bounded by the validation timeout. A refusal
+    /// is problem type `caa` (RFC 8555 §6.7) naming the record; the detail of a failed lookup
+    /// says what failed.
+    pub async fn check_caa(
+        &self,
+        identifier: &Identifier,
+        request: &CaaRequest<'_>,
+    ) -> Result<(), Problem> {
+        let source = ResolverSource(&*self.resolver);
+        let checked = check(
+            &source,
+            identifier,
+            false,
+            request.ca_identities,
+            request.account_uri,
+            request.validation_method,
+        );
+        let refusal = match tokio::time::timeout(self.settings.timeout, checked).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(refusal)) => refusal.to_string(),
+            Err(_) => format!(
+                "CAA lookup for {identifier} did not finish within {} s; issuance needs a \
+                 definite answer",
+                self.settings.timeout.as_secs()
+            ),
+        };
+        Err(Problem::new(ProblemType::Caa, refusal).with_identifier(identifier.clone()))
+    }
 }
 
 #[cfg(test)]

@@ -10,8 +10,10 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::RData;
 use hickory_resolver::proto::rr::rdata::TXT;
+use hickory_resolver::proto::rr::{RData, RecordType};
+
+use super::caa::CaaRecord;
 
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DnsError {
@@ -35,6 +37,11 @@ pub trait Resolver: Send + Sync + 'static {
     /// The TXT records of `name`, each one's character-strings joined; never empty on
     /// success. A CNAME at `name` is followed, so the records may belong to its target.
     async fn lookup_txt(&self, name: &str) -> Result<Vec<String>, DnsError>;
+
+    /// The CAA records of `name` (RFC 8659), CNAMEs followed. `Ok` with an empty list when
+    /// the name exists without CAA; `NxDomain` when it does not exist (the caller climbs to
+    /// the parent either way).
+    async fn lookup_caa(&self, name: &str) -> Result<Vec<CaaRecord>, DnsError>;
 }
 
 /// hickory-resolver, on the system's name servers or on one configured `host:port`.
@@ -115,6 +122,27 @@ impl Resolver for HickoryResolver {
             Err(e) => Err(dns_error(name, e, DnsError::NoTxtRecords)),
         }
     }
+
+    async fn lookup_caa(&self, name: &str) -> Result<Vec<CaaRecord>, DnsError> {
+        let fqdn = format!("{name}.");
+        match self.inner.lookup(fqdn.as_str(), RecordType::CAA).await {
+            // As for TXT, a CNAME chain comes back in the answers with the target's records.
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::CAA(caa) => Some(CaaRecord::new(
+                        caa.flags(),
+                        caa.tag.clone(),
+                        caa.value.clone(),
+                    )),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) if e.is_no_records_found() && !e.is_nx_domain() => Ok(Vec::new()),
+            Err(e) => Err(dns_error(name, e, DnsError::NoRecords)),
+        }
+    }
 }
 
 /// A TXT record holds one or more character-strings; a value longer than 255 bytes is split
@@ -146,6 +174,7 @@ pub struct FakeResolver {
     table: Mutex<HashMap<String, Vec<IpAddr>>>,
     txt: Mutex<HashMap<String, Vec<String>>>,
     cnames: Mutex<HashMap<String, String>>,
+    caa: Mutex<HashMap<String, Vec<CaaRecord>>>,
 }
 
 /// RFC 1034 §3.6.2 allows chains; a real resolver gives up after a few links, and so does the
@@ -167,6 +196,12 @@ impl FakeResolver {
     /// Sets the TXT records of `name`; an empty list means the name exists without TXT.
     pub fn set_txt(&self, name: &str, values: Vec<String>) {
         lock(&self.txt).insert(name.to_ascii_lowercase(), values);
+    }
+
+    /// Sets the CAA records of `name`; an empty list means the name exists without CAA. Names
+    /// without CAA set are NXDOMAIN for CAA lookups, unless they have addresses or TXT.
+    pub fn set_caa(&self, name: &str, records: Vec<CaaRecord>) {
+        lock(&self.caa).insert(name.to_ascii_lowercase(), records);
     }
 
     /// Makes `name` a CNAME for `target`, followed by TXT lookups as a resolver would.
@@ -201,6 +236,30 @@ impl Resolver for FakeResolver {
                 Some(values) if !values.is_empty() => Ok(values.clone()),
                 Some(_) => Err(DnsError::NoTxtRecords(name.to_owned())),
                 None => Err(DnsError::NxDomain(name.to_owned())),
+            };
+        }
+        Err(DnsError::Other {
+            name: name.to_owned(),
+            message: format!("more than {MAX_CNAME_LINKS} CNAME links"),
+        })
+    }
+
+    async fn lookup_caa(&self, name: &str) -> Result<Vec<CaaRecord>, DnsError> {
+        let mut current = name.to_ascii_lowercase();
+        for _ in 0..MAX_CNAME_LINKS {
+            if let Some(target) = lock(&self.cnames).get(&current) {
+                current = target.clone();
+                continue;
+            }
+            if let Some(records) = lock(&self.caa).get(&current) {
+                return Ok(records.clone());
+            }
+            let exists =
+                lock(&self.table).contains_key(&current) || lock(&self.txt).contains_key(&current);
+            return if exists {
+                Ok(Vec::new())
+            } else {
+                Err(DnsError::NxDomain(name.to_owned()))
             };
         }
         Err(DnsError::Other {

@@ -195,6 +195,11 @@ impl TestCa {
         }
     }
 
+    /// The database the app runs on, for a second connection (as `mayfly admin` opens one).
+    pub fn database_url(&self) -> String {
+        format!("sqlite://{}/t.db?mode=rwc", self._dir.path().display())
+    }
+
     /// The FakeClock's time.
     pub fn now(&self) -> OffsetDateTime {
         use mayfly::clock::Clock as _;

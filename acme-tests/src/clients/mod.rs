@@ -10,6 +10,8 @@ pub mod certbot_dns;
 pub mod dehydrated;
 pub mod instant_challenges;
 pub mod lego_challenges;
+// Issue 4: ACME Renewal Information and CAA.
+pub mod instant_ari;
 
 /// A hook script shipped in `acme-tests/hooks/`.
 pub fn hook(name: &str) -> std::path::PathBuf {
