@@ -43,7 +43,52 @@ pub enum Command {
             --database-url). They are safe to run while `serve` runs."
     )]
     Admin(AdminArgs),
+    /// Keep certificates fresh: the renewal agent (ACME client), from cron or as a daemon.
+    #[command(long_about = RENEW_ABOUT)]
+    Renew(RenewArgs),
 }
+
+// --- `mayfly renew` (issue 8: the renewal agent) ---
+
+const RENEW_ABOUT: &str = "Keep certificates fresh: the renewal agent (ACME client).\n\n\
+    Reads its own TOML file (see config/renew.example.toml), not the server's. Renews each \
+    certificate inside the server's ARI window when it offers renewal information, else at \
+    2/3 of its lifetime, and at once when it is missing, expired or names other identifiers. \
+    Exit codes of --once: 0 fine, 1 a renewal failed (installed files unchanged), 2 bad \
+    configuration, 3 renewed but a post_renew hook failed.";
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("mode").required(true).args(["once", "daemon", "status"]))]
+pub struct RenewArgs {
+    /// The agent's TOML file.
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "FILE",
+        default_value = "/etc/mayfly/renew.toml"
+    )]
+    pub config: PathBuf,
+    /// Look at every certificate once, renew what is due, exit (for cron or a systemd timer).
+    #[arg(long)]
+    pub once: bool,
+    /// Keep running: sleep until the next renewal is due; SIGHUP re-reads the file.
+    #[arg(long)]
+    pub daemon: bool,
+    /// Print each certificate's expiry, next renewal and last result (no network).
+    #[arg(long)]
+    pub status: bool,
+    /// With --once: print one line per certificate, also when nothing is due.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// With --once: renew even what is not due.
+    #[arg(long, requires = "once")]
+    pub force: bool,
+    /// Only the certificate with this id.
+    #[arg(long, value_name = "ID")]
+    pub cert: Option<String>,
+}
+
+// --- end of `mayfly renew` ---
 
 // --- `mayfly admin` (issue 3: accounts) ---
 

@@ -15,6 +15,7 @@
 //! - [`config`], [`cli`], [`app`], [`server`], [`clock`]: configuration, the command line, the
 //!   composition root, the listeners, and injected time.
 //! - [`admin`]: operator commands (`mayfly admin …`) on the database.
+//! - [`renew`]: the renewal agent (`mayfly renew`), an ACME client that keeps certificates fresh.
 
 pub mod acme;
 pub mod admin;
@@ -27,6 +28,7 @@ pub mod config;
 pub mod issuer;
 pub mod jose;
 pub mod policy;
+pub mod renew;
 pub mod server;
 pub mod storage;
 pub mod validation;

@@ -86,6 +86,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin(args) => mayfly::admin::run(&args).await,
+        Command::Renew(args) => match mayfly::renew::run(&args).await? {
+            mayfly::renew::Finished::Ok => Ok(()),
+            mayfly::renew::Finished::HookFailed => {
+                // Documented exit code: renewed, but a post_renew hook failed.
+                std::process::exit(mayfly::renew::EXIT_HOOK_FAILED)
+            }
+        },
         Command::CheckConfig { file } => {
             let config = Config::load(Some(&file), figment::Figment::new())?;
             println!("{} is valid", file.display());
