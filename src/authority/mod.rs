@@ -2,6 +2,7 @@
 //! `validation` and `issuer` return results and the authority records them.
 
 pub mod account;
+mod chain;
 pub mod challenge;
 pub mod finalize;
 pub mod order;
@@ -18,6 +19,8 @@ use crate::acme::Problem;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::issuer::{Issuer, IssuerError};
+use crate::policy::fixups::FixupList;
+use crate::policy::validators::Chain;
 use crate::policy::{Claims, Profiles};
 use crate::storage::{Store, StoreError};
 use crate::validation::Validator;
@@ -54,6 +57,10 @@ pub struct Settings {
     pub terms_of_service: Option<String>,
     /// The CRL distribution point and nextUpdate (`[crl]`).
     pub crl: revocation::CrlSettings,
+    /// The ACME provisioner's validator chain (`[[acme.validators]]`).
+    pub chain: Chain,
+    /// The ACME provisioner's fixups (`[[acme.fixups]]`).
+    pub fixups: FixupList,
 }
 
 impl Settings {
@@ -63,6 +70,8 @@ impl Settings {
             profiles: config.profiles.clone(),
             terms_of_service: config.acme.terms_of_service.clone(),
             crl: revocation::CrlSettings::from_config(config),
+            chain: Chain::from(config.acme.validators.clone()),
+            fixups: config.acme.fixups.clone(),
         }
     }
 }
