@@ -10,6 +10,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::issuer::KeyType;
+use crate::policy::fixups::FixupList;
+use crate::policy::validators::ValidatorList;
 use crate::policy::{Claims, Profiles};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -141,6 +143,11 @@ pub struct AcmeConfig {
     /// The bounds of every certificate lifetime (`[acme.claims]`); profiles narrow them.
     /// Per-provisioner overrides come with provisioners (`policy::PartialClaims`).
     pub claims: Claims,
+    /// The validator chain every ACME request passes (`[[acme.validators]]`), in order:
+    /// identifier rules at newOrder, CSR rules at finalize, template rules after the fixups.
+    pub validators: ValidatorList,
+    /// The fixups applied to every ACME request after validation (`[[acme.fixups]]`), in order.
+    pub fixups: FixupList,
 }
 
 impl Default for AcmeConfig {
@@ -154,6 +161,8 @@ impl Default for AcmeConfig {
             external_account_required: false,
             orders_page_size: 100,
             claims: Claims::default(),
+            validators: ValidatorList::default(),
+            fixups: FixupList::default(),
         }
     }
 }
@@ -737,5 +746,28 @@ mod example_tests {
         for (section, keys) in defaults.as_object().unwrap() {
             documented(section, keys);
         }
+    }
+
+    /// The commented example validator chain loads once uncommented: a chain that stops
+    /// start-up never reaches the example.
+    #[test]
+    fn example_chain_loads() {
+        let start = EXAMPLE.find("# --- example chain ---").unwrap();
+        let end = EXAMPLE.find("# --- end of example chain ---").unwrap();
+        let chain: String = EXAMPLE[start..end]
+            .lines()
+            .skip(1)
+            .map(|line| {
+                line.strip_prefix("# ")
+                    .unwrap_or(line.trim_start_matches('#'))
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.toml");
+        std::fs::write(&path, chain).unwrap();
+        let loaded = Config::load(Some(&path), Figment::new()).unwrap();
+        assert_eq!(loaded.acme.validators.0.len(), 11);
+        assert_eq!(loaded.acme.fixups.0.len(), 3);
     }
 }

@@ -37,7 +37,8 @@ pub async fn serve(app: App, tls: ServerTls) -> anyhow::Result<()> {
 
     let server = axum_server::bind_rustls(listen, RustlsConfig::from_config(Arc::new(rustls)))
         .handle(handle.clone())
-        .serve(router.into_make_service());
+        // The peer address feeds the validator chain's `source_cidrs` (api::extract).
+        .serve(router.into_make_service_with_connect_info::<std::net::SocketAddr>());
     let ready = handle.clone();
     let crl_url = state.0.authority.crl_url();
     tokio::spawn(async move {

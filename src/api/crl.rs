@@ -13,11 +13,30 @@ use crate::app::AppState;
 /// RFC 5280 §4.2.1.13 / RFC 2585 §4.2: the media type of a DER CRL.
 const PKIX_CRL: &str = "application/pkix-crl";
 
-/// `GET /crl/<issuer>.crl`.
+/// RFC 2585 §4.1: the media type of a single DER certificate.
+const PKIX_CERT: &str = "application/pkix-cert";
+
+/// `GET /crl/<issuer>.crl`, and `GET /ca/<issuer>.crt`: the intermediate, which every leaf's
+/// authorityInfoAccess caIssuers URL names (RFC 5280 §4.2.2.1), so that a client missing it
+/// can complete the chain.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/crl/{file}", get(crl))
+        .route("/ca/{file}", get(ca_certificate))
         .with_state(state)
+}
+
+async fn ca_certificate(State(state): State<AppState>, Path(file): Path<String>) -> Response {
+    let authority = &state.0.authority;
+    if format!("/ca/{file}") != authority.ca_certificate_path() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let der = authority.issuer().intermediate_der().to_vec();
+    let mut response = (StatusCode::OK, der).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PKIX_CERT));
+    response
 }
 
 async fn crl(State(state): State<AppState>, Path(file): Path<String>) -> Response {

@@ -2,8 +2,10 @@
 //! verified data: the content type was right, the JWS parsed and verified, `url` matched the
 //! request, and the nonce was redeemed exactly once.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::header;
 use serde::de::DeserializeOwned;
 
@@ -11,12 +13,20 @@ use crate::acme::{Problem, ProblemType};
 use crate::app::AppState;
 use crate::authority::revocation::Signer;
 use crate::jose::{ALGORITHMS, JoseError, Jwk, KeyOrKeyId, ParsedJws};
+use crate::policy::validators::Requester;
 use crate::storage::Account;
 
 use super::error::ApiError;
 
 /// Bodies larger than this are refused before parsing: a CSR for 100 names is a few KiB.
 const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The de-facto standard header in which proxies name the client (no RFC; RFC 7239's
+/// `Forwarded` is rarely sent).
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// The provisioner name of requests that come through the ACME API, for the audit log.
+const ACME_PROVISIONER: &str = "acme";
 
 /// A request signed with a `jwk` (newAccount).
 pub struct JwkPost<T> {
@@ -28,6 +38,9 @@ pub struct JwkPost<T> {
 pub struct AccountPost<T> {
     pub account: Account,
     pub payload: T,
+    /// Who asks, for the validator chain: the account, its EAB key label, the TCP peer and
+    /// the `X-Forwarded-For` values (see [`requester`]).
+    pub requester: Requester,
 }
 
 /// A POST-as-GET (RFC 8555 §6.3): signed by an account, empty payload.
@@ -47,10 +60,71 @@ struct Verified {
     key: Jwk,
     account: Option<Account>,
     payload: Vec<u8>,
+    /// Where the request came from, read before the body was consumed.
+    origin: Origin,
+}
+
+/// The network facts of a request, as the listener and the proxies in front of it saw them.
+struct Origin {
+    peer: Option<IpAddr>,
+    forwarded_for: Vec<String>,
+}
+
+impl Origin {
+    /// The TCP peer comes from axum's `ConnectInfo<SocketAddr>`, which the server installs
+    /// (`into_make_service_with_connect_info`). A request without it (an in-process test
+    /// that does not insert `ConnectInfo(addr)` as a request extension) has no known peer:
+    /// `source_cidrs` then refuses it, and every other rule is unaffected. Every
+    /// `X-Forwarded-For` line is kept, in order; `client_address` decides whether to trust
+    /// them. A value that is not visible ASCII is kept as an unparseable entry, which stops
+    /// the walk there.
+    fn of(req: &Request) -> Origin {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_canonical());
+        let forwarded_for = req
+            .headers()
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .map(|v| v.to_str().unwrap_or("invalid").to_owned())
+            .collect();
+        Origin {
+            peer,
+            forwarded_for,
+        }
+    }
+}
+
+/// The requester of an account-signed request. The EAB key label is read only when a chain
+/// is configured: without rules nobody asks, and it costs a query.
+async fn requester(
+    state: &AppState,
+    account: &Account,
+    origin: Origin,
+) -> Result<Requester, ApiError> {
+    let app = &state.0;
+    let eab_key_label = if app.config.acme.validators.0.is_empty() {
+        None
+    } else {
+        app.authority
+            .account_eab_key(&account.id)
+            .await?
+            .map(|key| key.label)
+    };
+    Ok(Requester {
+        provisioner: Some(ACME_PROVISIONER.to_owned()),
+        account_id: Some(account.id.clone()),
+        eab_key_label,
+        groups: Vec::new(),
+        peer_address: origin.peer,
+        forwarded_for: origin.forwarded_for,
+    })
 }
 
 async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
     let app = &state.0;
+    let origin = Origin::of(&req);
     // RFC 8555 §6.2: other content types get 415.
     let content_type = req
         .headers()
@@ -132,6 +206,7 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
         key,
         account,
         payload: jws.payload,
+        origin,
     })
 }
 
@@ -200,9 +275,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for AccountPost<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let mut verified = verify(req, state).await?;
         let account = require_account(&mut verified)?;
+        // Before the payload is parsed: `T` need not be `Send` across the await.
+        let requester = requester(state, &account, verified.origin).await?;
+        let payload = json(&verified.payload)?;
         Ok(AccountPost {
-            payload: json(&verified.payload)?,
+            payload,
             account,
+            requester,
         })
     }
 }
@@ -234,7 +313,12 @@ impl FromRequest<AppState> for AccountPost<Payload> {
         } else {
             Payload::Json(json_object(&verified.payload)?)
         };
-        Ok(AccountPost { account, payload })
+        let requester = requester(state, &account, verified.origin).await?;
+        Ok(AccountPost {
+            account,
+            payload,
+            requester,
+        })
     }
 }
 

@@ -21,7 +21,7 @@ pub async fn new_order(
     let app = &state.0;
     let view = app
         .authority
-        .new_order(&request.account, &request.payload)
+        .new_order(&request.account, &request.payload, &request.requester)
         .await?;
     Ok(respond(&app.links, StatusCode::CREATED, &view))
 }
@@ -44,7 +44,12 @@ pub async fn finalize(
     let app = &state.0;
     let view = app
         .authority
-        .finalize(&request.account, &id, &request.payload.csr)
+        .finalize(
+            &request.account,
+            &id,
+            &request.payload.csr,
+            &request.requester,
+        )
         .await?;
     Ok(respond(&app.links, StatusCode::OK, &view))
 }

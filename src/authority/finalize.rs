@@ -8,8 +8,11 @@ use time::OffsetDateTime;
 
 use crate::acme::{Identifier, OrderStatus, Problem, ProblemType};
 use crate::issuer::csr::{CsrError, ParsedCsr};
-use crate::issuer::{IssuanceRequest, IssuerError, LeafProfile};
+use crate::issuer::{IssuanceRequest, IssuerError, LeafCommonName, LeafProfile};
 use crate::jose::{JoseError, Jwk};
+use crate::policy::fixups::RequestTemplate;
+use crate::policy::validators::refusal::common_name_identifier;
+use crate::policy::validators::{CsrFacts, Requester};
 use crate::policy::{self, Profile, Validity};
 use crate::storage::{Account, Certificate, Order, StoreError};
 
@@ -22,6 +25,7 @@ impl Authority {
         account: &Account,
         order_id: &str,
         csr_b64: &str,
+        requester: &Requester,
     ) -> Result<OrderView> {
         let view = self.order(account, order_id).await?;
         if view.status != OrderStatus::Ready {
@@ -35,13 +39,16 @@ impl Authority {
         let now = self.now();
         let (profile_name, profile) = self.order_profile(&view.order)?;
         let validity = self.issuance_validity(&view.order, profile_name, profile, now)?;
+        let leaf = self.apply_chain(&view.order, &csr, profile, requester)?;
         let request = IssuanceRequest {
             csr_der: csr.der,
+            // The SANs exactly as authorized; the chain checked the template's names.
             identifiers: view.order.identifiers.clone(),
             not_before: validity.not_before,
             not_after: validity.not_after,
             crl_url: Some(self.crl_url()),
-            leaf: LeafProfile::from(profile),
+            ca_issuers_url: Some(self.ca_issuers_url()),
+            leaf,
         };
         // Prepared before the order moves to processing, so a request the issuer refuses
         // leaves the order ready for a corrected CSR.
@@ -95,6 +102,60 @@ impl Authority {
             "certificate issued"
         );
         self.order(account, order_id).await
+    }
+
+    /// The validator chain's CSR rules, the fixups and the template rules (issue 5). Returns
+    /// what the leaf gets besides its names: the template's keyUsage, extendedKeyUsage and
+    /// common name.
+    ///
+    /// The template starts from the CSR, with the common name the profile decides: none when
+    /// the profile has `include_common_name = false`, else the CSR's (which `check_csr` found
+    /// among the order's identifiers), else the first DNS identifier. The fixups may change it.
+    fn apply_chain(
+        &self,
+        order: &Order,
+        csr: &ParsedCsr,
+        profile: &Profile,
+        requester: &Requester,
+    ) -> Result<LeafProfile> {
+        let chain = &self.settings.chain;
+        let facts = CsrFacts::from_der(&csr.der).map_err(Problem::bad_csr)?;
+        chain
+            .check_csr_facts(csr, &facts, requester)
+            .map_err(|refusals| super::chain::refused(&refusals, requester))?;
+        let mut template = RequestTemplate::new(csr, &facts, profile);
+        template.common_name = if profile.include_common_name {
+            template.common_name.or_else(|| {
+                order.identifiers.iter().find_map(|id| match id {
+                    Identifier::Dns(name) => Some(name.clone()),
+                    Identifier::Ip(_) => None,
+                })
+            })
+        } else {
+            None
+        };
+        let applied = self.settings.fixups.apply(&mut template, profile);
+        super::chain::audit_fixups(&applied, requester, &order.id);
+        chain
+            .check_template(&template, requester)
+            .map_err(|refusals| super::chain::refused(&refusals, requester))?;
+        let common_name = match &template.common_name {
+            None => LeafCommonName::None,
+            Some(cn) => match common_name_identifier(cn) {
+                Some(id) if order.identifiers.contains(&id) => LeafCommonName::Given(id.value()),
+                _ => {
+                    return Err(Problem::bad_csr(format!(
+                        "the common name {cn:?} is not one of the order's identifiers"
+                    ))
+                    .into());
+                }
+            },
+        };
+        Ok(LeafProfile {
+            key_usage: template.key_usage,
+            extended_key_usage: template.extended_key_usage,
+            common_name,
+        })
     }
 
     /// The profile the order was made under; an order from before profiles existed gets the
@@ -181,6 +242,23 @@ impl Authority {
             Err(e) => return Err(e.into()),
         }
         Ok(csr)
+    }
+
+    /// The path the CRL listener serves the intermediate at (DER), named like its CRL so that
+    /// a new intermediate gets a new URL.
+    pub fn ca_certificate_path(&self) -> String {
+        format!("/ca/{}.crt", self.issuer.crl_name())
+    }
+
+    /// The authorityInfoAccess caIssuers URL of every leaf (RFC 5280 §4.2.2.1): the
+    /// intermediate, on the same plain-HTTP origin as the CRL distribution point (`crl.url`'s
+    /// scheme, host and port, else `http://<crl.listen>`), at [`Self::ca_certificate_path`].
+    pub fn ca_issuers_url(&self) -> String {
+        let path = self.ca_certificate_path();
+        url::Url::parse(&self.crl_url())
+            .and_then(|crl| crl.join(&path))
+            .map(String::from)
+            .unwrap_or_else(|_| format!("http://{}{path}", self.settings.crl.listen))
     }
 
     /// The certificate chain, if it belongs to `account`.

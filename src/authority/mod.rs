@@ -2,6 +2,7 @@
 //! `validation` and `issuer` return results and the authority records them.
 
 pub mod account;
+mod chain;
 pub mod challenge;
 pub mod finalize;
 pub mod order;
@@ -19,6 +20,8 @@ use crate::acme::Problem;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::issuer::{Issuer, IssuerError};
+use crate::policy::fixups::FixupList;
+use crate::policy::validators::Chain;
 use crate::policy::{Claims, Profiles};
 use crate::storage::{Store, StoreError};
 use crate::validation::Validator;
@@ -64,6 +67,10 @@ pub struct Settings {
     /// Account URLs are this followed by the account id; CAA `accounturi` is compared with
     /// them (RFC 8657 §3).
     pub account_url_prefix: String,
+    /// The ACME provisioner's validator chain (`[[acme.validators]]`).
+    pub chain: Chain,
+    /// The ACME provisioner's fixups (`[[acme.fixups]]`).
+    pub fixups: FixupList,
 }
 
 impl Settings {
@@ -78,6 +85,8 @@ impl Settings {
             caa_identities: config.acme.caa_identities.clone(),
             // The one place account URLs are shaped is the API's URL builder.
             account_url_prefix: crate::api::links::Links::new(config.base_url()).account(""),
+            chain: Chain::from(config.acme.validators.clone()),
+            fixups: config.acme.fixups.clone(),
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::acme::{
     AuthorizationStatus, ChallengeStatus, Identifier, IdentifierError, OrderStatus, Problem,
     ProblemType,
 };
+use crate::policy::validators::Requester;
 use crate::policy::{self, Profile, ValidityError};
 use crate::storage::{Account, Authorization, Challenge, Order};
 use crate::validation::ChallengeType;
@@ -48,6 +49,7 @@ impl Authority {
         &self,
         account: &Account,
         request: &NewOrderRequest,
+        requester: &Requester,
     ) -> Result<OrderView> {
         let (profile_name, profile) = self
             .settings
@@ -55,6 +57,8 @@ impl Authority {
             .select(request.profile.as_deref())
             .map_err(|e| Problem::new(ProblemType::InvalidProfile, e.to_string()))?;
         let identifiers = self.check_identifiers(&request.identifiers, profile_name, profile)?;
+        // The validator chain's identifier rules (issue 5), after parsing and de-duplication.
+        self.check_identifier_rules(&identifiers, requester)?;
         let not_before = requested_time("notBefore", request.not_before.as_deref())?;
         let not_after = requested_time("notAfter", request.not_after.as_deref())?;
         let now = self.now();

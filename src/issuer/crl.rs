@@ -186,6 +186,7 @@ mod tests {
             not_before: now,
             not_after: now + Duration::hours(1),
             crl_url: crl_url.map(str::to_owned),
+            ca_issuers_url: None,
             leaf: crate::issuer::LeafProfile::default(),
         };
         issuer

@@ -11,9 +11,9 @@ use rcgen::{
 use time::OffsetDateTime;
 
 use super::ca;
-use super::{IssuerError, LeafProfile};
+use super::{IssuerError, LeafCommonName, LeafProfile};
 use crate::acme::Identifier;
-use crate::policy::{ExtendedKeyUsage, KeyUsage};
+use crate::policy::validators::{KeyUsageBit, Purpose};
 
 /// RFC 5280 Appendix A: `ub-common-name INTEGER ::= 64`. A longer first name is left out of the
 /// subject; the SAN carries it anyway (CA/Browser Forum BR §7.1.4.3 makes the CN optional).
@@ -55,15 +55,16 @@ pub(crate) fn leaf_params(
 ) -> Result<CertificateParams, IssuerError> {
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
-    let first_dns = identifiers.iter().find_map(|id| match id {
-        Identifier::Dns(name) => Some(name),
-        Identifier::Ip(_) => None,
-    });
-    if let Some(common_name) = first_dns
-        .filter(|n| n.len() <= MAX_COMMON_NAME_LEN)
-        .filter(|_| profile.include_common_name)
-    {
-        name.push(DnType::CommonName, common_name.as_str());
+    let common_name = match &profile.common_name {
+        LeafCommonName::None => None,
+        LeafCommonName::Given(common_name) => Some(common_name.as_str()),
+        LeafCommonName::FirstDnsName => identifiers.iter().find_map(|id| match id {
+            Identifier::Dns(name) => Some(name.as_str()),
+            Identifier::Ip(_) => None,
+        }),
+    };
+    if let Some(common_name) = common_name.filter(|n| n.len() <= MAX_COMMON_NAME_LEN) {
+        name.push(DnType::CommonName, common_name);
     }
     params.distinguished_name = name;
     params.subject_alt_names = identifiers.iter().map(san).collect::<Result<Vec<_>, _>>()?;
@@ -71,34 +72,118 @@ pub(crate) fn leaf_params(
     params.not_after = not_after;
     params.serial_number = Some(ca::random_serial()?);
     params.key_usages = profile.key_usage.iter().map(|&u| key_usage(u)).collect();
-    if subject_is_rsa && !profile.key_usage.contains(&KeyUsage::KeyEncipherment) {
+    if subject_is_rsa && !profile.key_usage.contains(&KeyUsageBit::KeyEncipherment) {
         params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
     }
     params.extended_key_usages = profile
         .extended_key_usage
         .iter()
-        .map(|&u| match u {
-            ExtendedKeyUsage::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
-        })
-        .collect();
+        .map(extended_key_usage)
+        .collect::<Result<_, _>>()?;
     params.is_ca = IsCa::ExplicitNoCa;
     params.use_authority_key_identifier_extension = true;
     Ok(params)
 }
 
-fn key_usage(usage: KeyUsage) -> KeyUsagePurpose {
-    match usage {
-        KeyUsage::DigitalSignature => KeyUsagePurpose::DigitalSignature,
-        KeyUsage::KeyEncipherment => KeyUsagePurpose::KeyEncipherment,
-        KeyUsage::KeyAgreement => KeyUsagePurpose::KeyAgreement,
+/// RFC 5280 §4.2.1.3 and §4.2.1.9: keyCertSign needs cA true, and cRLSign is a CA's; RFC 6960
+/// §4.2.2.2: OCSPSigning would make a leaf an OCSP responder for its issuer; and
+/// anyExtendedKeyUsage would allow every purpose. A leaf gets none of them, whatever the CSR
+/// or a fixup asked for.
+pub(crate) fn check_usages(profile: &LeafProfile) -> Result<(), IssuerError> {
+    let refused_bit = profile
+        .key_usage
+        .iter()
+        .find(|bit| matches!(bit, KeyUsageBit::KeyCertSign | KeyUsageBit::CrlSign));
+    if let Some(bit) = refused_bit {
+        return Err(IssuerError::Request(format!(
+            "keyUsage {bit} is for CA certificates; this CA issues end-entity certificates only"
+        )));
     }
+    let refused_purpose = profile
+        .extended_key_usage
+        .iter()
+        .find(|p| matches!(p, Purpose::OcspSigning | Purpose::Any));
+    if let Some(purpose) = refused_purpose {
+        return Err(IssuerError::Request(format!(
+            "extendedKeyUsage {purpose} is not issued to end-entity certificates"
+        )));
+    }
+    Ok(())
+}
+
+fn key_usage(usage: KeyUsageBit) -> KeyUsagePurpose {
+    match usage {
+        KeyUsageBit::DigitalSignature => KeyUsagePurpose::DigitalSignature,
+        KeyUsageBit::NonRepudiation => KeyUsagePurpose::ContentCommitment,
+        KeyUsageBit::KeyEncipherment => KeyUsagePurpose::KeyEncipherment,
+        KeyUsageBit::DataEncipherment => KeyUsagePurpose::DataEncipherment,
+        KeyUsageBit::KeyAgreement => KeyUsagePurpose::KeyAgreement,
+        KeyUsageBit::KeyCertSign => KeyUsagePurpose::KeyCertSign,
+        KeyUsageBit::CrlSign => KeyUsagePurpose::CrlSign,
+        KeyUsageBit::EncipherOnly => KeyUsagePurpose::EncipherOnly,
+        KeyUsageBit::DecipherOnly => KeyUsagePurpose::DecipherOnly,
+    }
+}
+
+fn extended_key_usage(purpose: &Purpose) -> Result<ExtendedKeyUsagePurpose, IssuerError> {
+    Ok(match purpose {
+        Purpose::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
+        Purpose::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+        Purpose::CodeSigning => ExtendedKeyUsagePurpose::CodeSigning,
+        Purpose::EmailProtection => ExtendedKeyUsagePurpose::EmailProtection,
+        Purpose::TimeStamping => ExtendedKeyUsagePurpose::TimeStamping,
+        Purpose::OcspSigning => ExtendedKeyUsagePurpose::OcspSigning,
+        Purpose::Any => ExtendedKeyUsagePurpose::Any,
+        Purpose::Other(oid) => ExtendedKeyUsagePurpose::Other(
+            oid.split('.')
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|_| IssuerError::Request(format!("{oid:?} is not an OID")))?,
+        ),
+    })
 }
 
 /// RFC 5280 §4.2.1.13: one distribution point, a full name with one http:// URI, no reasons
 /// and no cRLIssuer (the CRL is signed by the certificate's issuer).
 pub(crate) fn add_crl_distribution_point(params: &mut CertificateParams, url: String) {
     params.crl_distribution_points = vec![CrlDistributionPoint { uris: vec![url] }];
+}
+
+/// id-pe-authorityInfoAccess (RFC 5280 §4.2.2.1).
+const AUTHORITY_INFO_ACCESS: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 1, 1];
+/// id-ad-caIssuers (RFC 5280 §4.2.2.1), DER-encoded with its tag and length.
+const CA_ISSUERS_OID_DER: [u8; 10] = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02];
+
+/// RFC 5280 §4.2.2.1: authorityInfoAccess with one caIssuers access description, an http://
+/// URI serving the issuer's certificate (DER, RFC 5280 §4.2.2.1 "certs-only" or a single
+/// certificate). Not critical. rcgen has no type for it, so the extension is encoded here:
+/// `SEQUENCE { SEQUENCE { caIssuers, [6] IA5String uri } }`.
+pub(crate) fn add_ca_issuers(params: &mut CertificateParams, url: &str) {
+    let uri = der(0x86, url.as_bytes());
+    let description = der(0x30, &[CA_ISSUERS_OID_DER.as_slice(), &uri].concat());
+    let content = der(0x30, &description);
+    params
+        .custom_extensions
+        .push(rcgen::CustomExtension::from_oid_content(
+            &AUTHORITY_INFO_ACCESS,
+            content,
+        ));
+}
+
+/// One DER tag-length-value (X.690 §8.1), definite length.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&b| b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
 }
 
 fn san(identifier: &Identifier) -> Result<SanType, IssuerError> {

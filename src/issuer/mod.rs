@@ -22,7 +22,8 @@ use x509_parser::pem::Pem;
 use x509_parser::prelude::FromDer;
 
 use crate::acme::Identifier;
-use crate::policy::{ExtendedKeyUsage, KeyUsage, Profile};
+use crate::policy::Profile;
+use crate::policy::validators::{KeyUsageBit, Purpose};
 
 pub use ca::serial_hex;
 
@@ -103,27 +104,40 @@ pub enum InitOutcome {
 pub struct IssuanceRequest {
     /// The CSR, DER; its signature has already been checked by `csr::ParsedCsr`.
     pub csr_der: Vec<u8>,
-    /// The names to put in the subjectAltName, in this order. The first DNS name is the CN.
+    /// The names to put in the subjectAltName, exactly as authorized, in this order.
     pub identifiers: Vec<Identifier>,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     /// The CRL distribution point (RFC 5280 §4.2.1.13) to put in the leaf, an http:// URL.
     pub crl_url: Option<String>,
-    /// Key usages and the common name, from the order's profile.
+    /// The authorityInfoAccess caIssuers URL (RFC 5280 §4.2.2.1): where the intermediate can
+    /// be fetched, an http:// URL.
+    pub ca_issuers_url: Option<String>,
+    /// Key usages and the common name, from the order's profile and the request's template.
     pub leaf: LeafProfile,
 }
 
-/// What a profile puts into a leaf besides its names and validity.
+/// The subject commonName of a leaf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeafCommonName {
+    /// No subject at all (the names are in the subjectAltName).
+    None,
+    /// The first DNS identifier.
+    FirstDnsName,
+    /// This name, which the caller has checked is one of the identifiers.
+    Given(String),
+}
+
+/// What goes into a leaf besides its names and validity. A common name longer than 64
+/// characters is left out (RFC 5280 `ub-common-name`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeafProfile {
     /// keyUsage (RFC 5280 §4.2.1.3). RSA subject keys also get keyEncipherment, listed or
-    /// not, because TLS 1.2 RSA key exchange needs it.
-    pub key_usage: Vec<KeyUsage>,
-    /// extendedKeyUsage (RFC 5280 §4.2.1.12): serverAuth, clientAuth or both.
-    pub extended_key_usage: Vec<ExtendedKeyUsage>,
-    /// Whether the subject carries a common name: the first DNS identifier, if it has at
-    /// most 64 characters.
-    pub include_common_name: bool,
+    /// not, because TLS 1.2 RSA key exchange needs it. keyCertSign and cRLSign are refused.
+    pub key_usage: Vec<KeyUsageBit>,
+    /// extendedKeyUsage (RFC 5280 §4.2.1.12). OCSPSigning and anyExtendedKeyUsage are refused.
+    pub extended_key_usage: Vec<Purpose>,
+    pub common_name: LeafCommonName,
 }
 
 impl Default for LeafProfile {
@@ -131,9 +145,9 @@ impl Default for LeafProfile {
     /// certificate.
     fn default() -> Self {
         LeafProfile {
-            key_usage: vec![KeyUsage::DigitalSignature],
-            extended_key_usage: vec![ExtendedKeyUsage::ServerAuth],
-            include_common_name: true,
+            key_usage: vec![KeyUsageBit::DigitalSignature],
+            extended_key_usage: vec![Purpose::ServerAuth],
+            common_name: LeafCommonName::FirstDnsName,
         }
     }
 }
@@ -141,9 +155,17 @@ impl Default for LeafProfile {
 impl From<&Profile> for LeafProfile {
     fn from(profile: &Profile) -> Self {
         LeafProfile {
-            key_usage: profile.key_usage.clone(),
-            extended_key_usage: profile.extended_key_usage.clone(),
-            include_common_name: profile.include_common_name,
+            key_usage: profile.key_usage.iter().map(|&u| u.into()).collect(),
+            extended_key_usage: profile
+                .extended_key_usage
+                .iter()
+                .map(|&u| u.into())
+                .collect(),
+            common_name: if profile.include_common_name {
+                LeafCommonName::FirstDnsName
+            } else {
+                LeafCommonName::None
+            },
         }
     }
 }
@@ -265,7 +287,8 @@ impl Issuer {
         &self.intermediate_pem
     }
 
-    /// The intermediate certificate, DER (the issuer of every leaf, e.g. for CRLs or OCSP).
+    /// The intermediate certificate, DER (the issuer of every leaf, e.g. for CRLs or OCSP, and
+    /// what the caIssuers URL serves).
     pub fn intermediate_der(&self) -> &[u8] {
         &self.intermediate_der
     }
@@ -370,6 +393,7 @@ impl Issuer {
                 request.not_after, self.intermediate_not_after
             )));
         }
+        leaf::check_usages(&request.leaf)?;
         let (_, csr) = X509CertificationRequest::from_der(&request.csr_der)
             .map_err(|e| IssuerError::Request(format!("the CSR does not parse: {e}")))?;
         let subject =
@@ -379,12 +403,13 @@ impl Issuer {
 
     /// Signs a prepared request with the intermediate.
     ///
-    /// The leaf: subject CN = the first DNS identifier if it has at most 64 characters and
-    /// the request's [`LeafProfile`] includes one (nothing else from the CSR's subject);
-    /// SANs = the identifiers in order; the CSR's public key; notBefore/notAfter as requested,
-    /// truncated to whole seconds; a random 16-byte serial; KU and EKU as the `LeafProfile`
-    /// says (plus keyEncipherment for RSA keys); basicConstraints CA:false (critical); AKI = the
-    /// intermediate's SKI; an SKI; the CRL distribution point when the request names one.
+    /// The leaf: subject CN as the [`LeafProfile`] says, if it has at most 64 characters
+    /// (nothing else from the CSR's subject); SANs = the identifiers in order; the CSR's public
+    /// key; notBefore/notAfter as requested, truncated to whole seconds; a random 16-byte
+    /// serial; KU and EKU as the `LeafProfile` says (plus keyEncipherment for RSA keys);
+    /// basicConstraints CA:false (critical); AKI = the intermediate's SKI; an SKI; the CRL
+    /// distribution point and the authorityInfoAccess caIssuers URL when the request names
+    /// them.
     pub fn issue(&self, token: SigningToken) -> Result<IssuedCertificate, IssuerError> {
         let SigningToken { request, subject } = token;
         let not_before = whole_seconds(request.not_before)?;
@@ -398,6 +423,9 @@ impl Issuer {
         )?;
         if let Some(url) = request.crl_url {
             leaf::add_crl_distribution_point(&mut params, url);
+        }
+        if let Some(url) = &request.ca_issuers_url {
+            leaf::add_ca_issuers(&mut params, url);
         }
         let serial = params
             .serial_number

@@ -105,6 +105,7 @@ fn request(csr_der: Vec<u8>, identifiers: Vec<Identifier>) -> IssuanceRequest {
         not_before,
         not_after: not_before + Duration::hours(24),
         crl_url: None,
+        ca_issuers_url: None,
         leaf: LeafProfile::default(),
     }
 }
@@ -457,7 +458,7 @@ fn rsa_subject_keys_get_key_encipherment() {
 /// The profile's key usages and CN choice reach the leaf.
 #[test]
 fn leaf_profile_sets_key_usage_extended_key_usage_and_common_name() {
-    use crate::policy::{ExtendedKeyUsage as E, KeyUsage as K};
+    use crate::policy::validators::{KeyUsageBit as K, Purpose as E};
     let (_dir, issuer) = new_ca(KeyType::P256, None);
     let key = KeyPair::generate().unwrap();
     let cases = [
@@ -495,7 +496,11 @@ fn leaf_profile_sets_key_usage_extended_key_usage_and_common_name() {
         let leaf_profile = LeafProfile {
             key_usage,
             extended_key_usage,
-            include_common_name,
+            common_name: if include_common_name {
+                LeafCommonName::FirstDnsName
+            } else {
+                LeafCommonName::None
+            },
         };
         let issued = issue(
             &issuer,
@@ -523,7 +528,7 @@ fn leaf_profile_sets_key_usage_extended_key_usage_and_common_name() {
 
 #[test]
 fn rsa_key_encipherment_is_not_repeated_when_the_profile_lists_it() {
-    use crate::policy::KeyUsage as K;
+    use crate::policy::validators::KeyUsageBit as K;
     let (_dir, issuer) = new_ca(KeyType::P256, None);
     let key = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
     let leaf_profile = LeafProfile {
