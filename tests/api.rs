@@ -1983,3 +1983,29 @@ async fn nonce_just_inside_its_lifetime_is_accepted_once() {
         .await
         .expect_problem(400, "badNonce");
 }
+
+/// `testing.nonce_reject_percent = 100` rejects every fresh nonce, but never the one sent with
+/// the `badNonce`: a client that retries once always gets through.
+#[tokio::test]
+async fn nonce_rejection_spares_the_retry_nonce() {
+    let mut config = mayfly::config::Config::default();
+    config.testing.nonce_reject_percent = 100;
+    let ca = TestCa::with_config(config).await;
+    let key = SigningKey::generate_p256();
+    let payload = json!({"termsOfServiceAgreed": true});
+    let first = ca
+        .post(&key, KeyRef::Jwk, "/acme/new-account", Some(&payload))
+        .await;
+    first.expect_problem(400, "badNonce");
+    let retry_nonce = first.header("replay-nonce").expect("a nonce").to_owned();
+    let jws = sign_jws(
+        &key,
+        KeyRef::Jwk,
+        Some(&retry_nonce),
+        &url("/acme/new-account"),
+        Some(&payload),
+    );
+    ca.post_jws("/acme/new-account", &jws)
+        .await
+        .expect_json(StatusCode::CREATED);
+}

@@ -40,6 +40,9 @@ impl IntoResponse for ApiError {
             StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
+        if problem.kind == crate::acme::ProblemType::BadNonce {
+            response.extensions_mut().insert(BadNonceAnswer);
+        }
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -63,3 +66,8 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Marks a `badNonce` response, so the nonce sent with it is one a retry can use
+/// (`NonceService::issue_for_retry`).
+#[derive(Clone, Copy, Debug)]
+pub struct BadNonceAnswer;

@@ -17,6 +17,7 @@ use crate::policy::validators::Requester;
 use crate::storage::Account;
 
 use super::error::ApiError;
+use super::nonce::NonceService;
 
 /// Bodies larger than this are refused before parsing: a CSR for 100 names is a few KiB.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -191,6 +192,7 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
     let reject_percent = app.config.testing.nonce_reject_percent;
     // Two random bytes keep the modulo bias below 0.1 %.
     if reject_percent > 0
+        && !NonceService::is_for_retry(nonce)
         && u16::from_be_bytes(crate::authority::random_bytes::<2>()) % 100
             < u16::from(reject_percent)
     {

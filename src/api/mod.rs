@@ -79,13 +79,24 @@ async fn acme_headers(State(state): State<AppState>, req: Request, next: Next) -
     let is_post = req.method() == Method::POST;
     let mut response = next.run(req).await;
     let app = &state.0;
-    let headers = response.headers_mut();
     if is_post {
-        if let Ok(nonce) = HeaderValue::from_str(&app.nonces.issue(app.authority.now())) {
+        let now = app.authority.now();
+        let bad_nonce = response
+            .extensions()
+            .get::<error::BadNonceAnswer>()
+            .is_some();
+        let nonce = if bad_nonce {
+            app.nonces.issue_for_retry(now)
+        } else {
+            app.nonces.issue(now)
+        };
+        let headers = response.headers_mut();
+        if let Ok(nonce) = HeaderValue::from_str(&nonce) {
             headers.insert("replay-nonce", nonce);
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    let headers = response.headers_mut();
     if let Ok(link) = HeaderValue::from_str(&format!("<{}>;rel=\"index\"", app.links.directory())) {
         headers.append(header::LINK, link);
     }

@@ -12,6 +12,8 @@ use crate::authority::random_bytes;
 /// 8 bytes of expiry, 16 random bytes, 32 bytes of HMAC-SHA256.
 const BODY_LEN: usize = 8 + 16;
 const TAG_LEN: usize = 32;
+/// The first random byte, after the 8 bytes of expiry.
+const RETRY_FLAG_BYTE: usize = 8;
 
 pub struct NonceService {
     key: hmac::Key,
@@ -27,10 +29,33 @@ impl NonceService {
     }
 
     pub fn issue(&self, now: OffsetDateTime) -> String {
+        self.issue_marked(now, false)
+    }
+
+    /// A nonce handed out with a `badNonce` problem. `testing.nonce_reject_percent` never
+    /// rejects it, so a client that retries once always makes progress (python-acme, and so
+    /// certbot, retries a `badNonce` exactly once).
+    pub fn issue_for_retry(&self, now: OffsetDateTime) -> String {
+        self.issue_marked(now, true)
+    }
+
+    /// Whether an authentic nonce (one that passed `check`) was issued by `issue_for_retry`.
+    pub fn is_for_retry(nonce: &str) -> bool {
+        URL_SAFE_NO_PAD
+            .decode(nonce.as_bytes())
+            .ok()
+            .and_then(|bytes| bytes.get(RETRY_FLAG_BYTE).copied())
+            .is_some_and(|b| b & 1 == 1)
+    }
+
+    /// The mark lives in the low bit of the first random byte, under the HMAC.
+    fn issue_marked(&self, now: OffsetDateTime, for_retry: bool) -> String {
         let expires = (now + self.lifetime).unix_timestamp();
         let mut bytes = Vec::with_capacity(BODY_LEN + TAG_LEN);
         bytes.extend_from_slice(&expires.to_be_bytes());
-        bytes.extend_from_slice(&random_bytes::<16>());
+        let mut random = random_bytes::<16>();
+        random[0] = (random[0] & !1) | u8::from(for_retry);
+        bytes.extend_from_slice(&random);
         let tag = hmac::sign(&self.key, &bytes);
         bytes.extend_from_slice(tag.as_ref());
         URL_SAFE_NO_PAD.encode(bytes)
@@ -74,6 +99,19 @@ mod tests {
             Err("the nonce has expired")
         );
         assert_ne!(service.issue(now), nonce);
+    }
+
+    #[test]
+    fn retry_nonces_are_marked_and_still_check() {
+        let service = NonceService::new(b"secret", Duration::hours(1));
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        for _ in 0..16 {
+            let plain = service.issue(now);
+            let retry = service.issue_for_retry(now);
+            assert!(!NonceService::is_for_retry(&plain));
+            assert!(NonceService::is_for_retry(&retry));
+            assert!(service.check(&retry, now).is_ok());
+        }
     }
 
     #[test]
