@@ -17,9 +17,11 @@
 //! - [`https`]: an HTTPS client that trusts only a test root.
 //! - [`client`]: a minimal hand-rolled ACME client that alternates between replicas.
 //! - [`replicas`]: two `mayfly serve` replicas on one PostgreSQL database and one CA.
+//! - [`bench`]: the full-flow load generator behind `acme-bench`, and the `acme-seed` bulk insert.
 
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod challtestsrv;
 pub mod client;
 pub mod clients;
