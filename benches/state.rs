@@ -50,6 +50,8 @@ fn order(authorizations: &[Authorization], now: OffsetDateTime) -> Order {
         processing_since: None,
         certificate_id: None,
         error: None,
+        profile: None,
+        replaces: None,
     }
 }
 
