@@ -37,8 +37,8 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct TestingConfig {
     /// Share of otherwise valid nonces rejected with `badNonce`, in percent (as Pebble's
-    /// PEBBLE_WFE_NONCEREJECT). Clients must retry; the nonce sent with a `badNonce` is never
-    /// rejected, so one retry always makes progress.
+    /// PEBBLE_WFE_NONCEREJECT). Clients must retry; never the nonce sent with a `badNonce`,
+    /// nor the same key twice in a row, so one retry always makes progress.
     pub nonce_reject_percent: u8,
 }
 

@@ -17,7 +17,6 @@ use crate::policy::validators::Requester;
 use crate::storage::Account;
 
 use super::error::ApiError;
-use super::nonce::NonceService;
 
 /// Bodies larger than this are refused before parsing: a CSR for 100 names is a few KiB.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -190,11 +189,9 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
     let now = app.authority.now();
     let expires = app.nonces.check(nonce, now).map_err(Problem::bad_nonce)?;
     let reject_percent = app.config.testing.nonce_reject_percent;
-    // Two random bytes keep the modulo bias below 0.1 %.
-    if reject_percent > 0
-        && !NonceService::is_for_retry(nonce)
-        && u16::from_be_bytes(crate::authority::random_bytes::<2>()) % 100
-            < u16::from(reject_percent)
+    if app
+        .nonces
+        .reject_for_testing(nonce, &key.thumbprint(), reject_percent)
     {
         return Err(Problem::bad_nonce(
             "the nonce was rejected on purpose (testing.nonce_reject_percent); retry with a fresh one",

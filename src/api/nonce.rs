@@ -18,14 +18,43 @@ const RETRY_FLAG_BYTE: usize = 8;
 pub struct NonceService {
     key: hmac::Key,
     lifetime: Duration,
+    /// Keys (JWK thumbprints) whose last request `testing.nonce_reject_percent` rejected: their
+    /// next request is spared, so a client that retries once always progresses, whichever
+    /// nonce it retries with (python-acme drops the nonce of an error and fetches a new one).
+    owed_a_pass: std::sync::Mutex<std::collections::HashSet<String>>,
 }
+
+/// Bound on remembered keys; the set is only used by a testing knob.
+const MAX_OWED: usize = 10_000;
 
 impl NonceService {
     pub fn new(secret: &[u8], lifetime: Duration) -> Self {
         NonceService {
             key: hmac::Key::new(hmac::HMAC_SHA256, secret),
             lifetime,
+            owed_a_pass: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// `testing.nonce_reject_percent`: whether to reject this valid nonce on purpose. Never the
+    /// nonce sent with a `badNonce`, and never twice in a row for the same key.
+    pub fn reject_for_testing(&self, nonce: &str, key_thumbprint: &str, percent: u8) -> bool {
+        if percent == 0 || Self::is_for_retry(nonce) {
+            return false;
+        }
+        let mut owed = self.owed_a_pass.lock().unwrap_or_else(|e| e.into_inner());
+        if owed.remove(key_thumbprint) {
+            return false;
+        }
+        // Two random bytes keep the modulo bias below 0.1 %.
+        let reject = u16::from_be_bytes(random_bytes::<2>()) % 100 < u16::from(percent);
+        if reject {
+            if owed.len() >= MAX_OWED {
+                owed.clear();
+            }
+            owed.insert(key_thumbprint.to_owned());
+        }
+        reject
     }
 
     pub fn issue(&self, now: OffsetDateTime) -> String {
@@ -112,6 +141,18 @@ mod tests {
             assert!(NonceService::is_for_retry(&retry));
             assert!(service.check(&retry, now).is_ok());
         }
+    }
+
+    #[test]
+    fn testing_rejection_never_hits_the_same_key_twice_in_a_row() {
+        let service = NonceService::new(b"secret", Duration::hours(1));
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        for _ in 0..8 {
+            assert!(service.reject_for_testing(&service.issue(now), "k", 100));
+            assert!(!service.reject_for_testing(&service.issue(now), "k", 100));
+        }
+        assert!(!service.reject_for_testing(&service.issue_for_retry(now), "other", 100));
+        assert!(!service.reject_for_testing(&service.issue(now), "k", 0));
     }
 
     #[test]
