@@ -25,6 +25,8 @@ pub struct App {
     pub nonces: NonceService,
     /// Builds every URL handed to clients.
     pub links: Links,
+    /// Every provisioner: ACME directories, token verifiers, per-provisioner policy.
+    pub provisioners: std::sync::Arc<crate::provisioner::Provisioners>,
 }
 
 /// The router's state: one shared `App`.
@@ -63,7 +65,15 @@ impl App {
             .shared_secret("nonce_hmac_key")
             .await
             .context("reading the nonce key from the database")?;
+        // Outbound HTTPS for provisioners (OIDC discovery and JWKS).
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .context("building the provisioners' HTTP client")?;
+        let provisioners = crate::provisioner::Provisioners::from_config(&config, &http)
+            .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
         Ok(App {
+            provisioners: std::sync::Arc::new(provisioners),
             nonces: NonceService::new(&secret, config.acme.nonce_lifetime.0),
             links: Links::new(config.base_url()),
             authority,

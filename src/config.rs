@@ -28,6 +28,9 @@ pub struct Config {
     /// (shortlived, hours, tlsclient) are there unless `builtin = false`.
     pub profiles: Profiles,
     pub renewal: crate::policy::renewal::RenewalSettings,
+    /// Provisioners besides the default ACME one (`[acme]`): `[provisioners.<name>]` with
+    /// `type = "acme" | "jwk" | "oidc" | "static"`.
+    pub provisioners: std::collections::BTreeMap<String, crate::provisioner::ProvisionerConfig>,
     pub testing: TestingConfig,
 }
 

@@ -28,6 +28,7 @@ pub mod config;
 pub mod issuer;
 pub mod jose;
 pub mod policy;
+pub mod provisioner;
 pub mod renew;
 pub mod server;
 pub mod storage;

@@ -6,11 +6,13 @@
 //! - [`spki`]: the JWK of a DER SubjectPublicKeyInfo (to compare CSR keys with account keys).
 //! - [`jws`]: [`ParsedJws::parse`], the flattened JSON serialisation with the ACME rules.
 //! - [`signer`]: [`SigningKey`] and [`sign_jws`], the client side.
+//! - [`jwt`]: compact JWTs: provisioner one-time tokens and OIDC ID tokens.
 //! - [`eab`]: External Account Binding (RFC 8555 §7.3.4), HS256/HS384/HS512.
 
 pub mod eab;
 mod jwk;
 mod jws;
+pub mod jwt;
 mod signer;
 mod spki;
 
@@ -20,6 +22,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub use eab::{MacAlgorithm, ParsedEab};
 pub use jwk::Jwk;
 pub use jws::{KeyOrKeyId, ParsedJws, ProtectedHeader};
+pub use jwt::{JwtHeader, UnverifiedJwt, sign_jwt};
 pub use signer::{KeyRef, SigningKey, sign_jws, sign_jws_raw};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
