@@ -29,6 +29,20 @@ pub struct App {
     pub provisioners: std::sync::Arc<crate::provisioner::Provisioners>,
 }
 
+impl App {
+    /// The default ACME provisioner (`[acme]`) with its links.
+    pub fn default_acme(&self) -> crate::api::context::Acme {
+        crate::api::context::Acme {
+            provisioner: self
+                .provisioners
+                .acme(crate::provisioner::DEFAULT_ACME)
+                .cloned()
+                .expect("the default ACME provisioner is always built"),
+            links: self.links.clone(),
+        }
+    }
+}
+
 /// The router's state: one shared `App`.
 #[derive(Clone)]
 pub struct AppState(pub Arc<App>);
@@ -54,26 +68,29 @@ impl App {
             parts.resolver,
         )
         .context("building the validation HTTP client")?;
+        // Outbound HTTPS for provisioners (OIDC discovery and JWKS).
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .context("building the provisioners' HTTP client")?;
+        let provisioners = Arc::new(
+            crate::provisioner::Provisioners::from_config(&config, &http)
+                .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?,
+        );
         let authority = Authority::new(
             parts.store,
             parts.issuer,
             validator,
             parts.clock,
             Settings::from_config(&config),
+            provisioners.clone(),
         );
         let secret = authority
             .shared_secret("nonce_hmac_key")
             .await
             .context("reading the nonce key from the database")?;
-        // Outbound HTTPS for provisioners (OIDC discovery and JWKS).
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .context("building the provisioners' HTTP client")?;
-        let provisioners = crate::provisioner::Provisioners::from_config(&config, &http)
-            .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
         Ok(App {
-            provisioners: std::sync::Arc::new(provisioners),
+            provisioners,
             nonces: NonceService::new(&secret, config.acme.nonce_lifetime.0),
             links: Links::new(config.base_url()),
             authority,

@@ -139,6 +139,9 @@ pub struct AcmeClient {
     bases: Vec<String>,
     /// The replica the next alternating request goes to.
     turn: usize,
+    /// The path every ACME resource is under: `/acme`, or `/acme/<provisioner>` for another
+    /// ACME provisioner's directory.
+    root: String,
     /// The account URL's path, once the account exists.
     account_path: Option<String>,
     /// The nonce from the last answer, and the replica that issued it.
@@ -156,10 +159,23 @@ impl AcmeClient {
             key: SigningKey::generate_p256(),
             bases,
             turn: 0,
+            root: "/acme".to_owned(),
             account_path: None,
             nonce: None,
             trace: Vec::new(),
         }
+    }
+
+    /// Talks to the ACME provisioner `name`'s directory (`/acme/<name>/…`) instead of the
+    /// default one.
+    pub fn with_provisioner(mut self, name: &str) -> Self {
+        self.root = format!("/acme/{name}");
+        self
+    }
+
+    /// A path under this client's ACME root, e.g. `/acme/new-order`.
+    fn acme_path(&self, resource: &str) -> String {
+        format!("{}/{resource}", self.root)
     }
 
     /// The account key.
@@ -221,7 +237,8 @@ impl AcmeClient {
 
     /// `HEAD new-nonce` at `replica`: 200 with a nonce (RFC 8555 §7.2).
     pub async fn head_nonce_at(&mut self, replica: usize) -> Result<String> {
-        let url = self.url_at(replica, NEW_NONCE_PATH);
+        let nonce_path = self.acme_path("new-nonce");
+        let url = self.url_at(replica, &nonce_path);
         let response = self
             .http
             .head(&url)
@@ -232,7 +249,7 @@ impl AcmeClient {
         self.trace.push(Exchange {
             replica,
             method: "HEAD",
-            path: NEW_NONCE_PATH.to_owned(),
+            path: nonce_path,
             nonce_from: None,
             status: status.as_u16(),
         });
@@ -260,7 +277,7 @@ impl AcmeClient {
     ) -> Result<Value> {
         let url = self.url_at(replica, path);
         let kid;
-        let key_ref = if path == NEW_ACCOUNT_PATH {
+        let key_ref = if path == self.acme_path("new-account") {
             KeyRef::Jwk
         } else {
             kid = self.account_url_at(replica)?;
@@ -335,13 +352,13 @@ impl AcmeClient {
     pub async fn new_account(&mut self) -> Result<()> {
         let payload = json!({"termsOfServiceAgreed": true});
         let response = self
-            .post(NEW_ACCOUNT_PATH, Some(&payload))
+            .post(&self.acme_path("new-account"), Some(&payload))
             .await?
             .expect_status(StatusCode::CREATED)?;
         let location = response.location().context("newAccount gave no Location")?;
         let path = self.path_from(&location, response.replica)?;
         ensure!(
-            path.starts_with("/acme/account/"),
+            path.starts_with(&self.acme_path("account/")),
             "the account URL {location} is not an account path"
         );
         self.account_path = Some(path);
@@ -355,7 +372,10 @@ impl AcmeClient {
             .map(|name| json!({"type": "dns", "value": name}))
             .collect();
         let response = self
-            .post(NEW_ORDER_PATH, Some(&json!({"identifiers": identifiers})))
+            .post(
+                &self.acme_path("new-order"),
+                Some(&json!({"identifiers": identifiers})),
+            )
             .await?
             .expect_status(StatusCode::CREATED)?;
         let location = response.location().context("newOrder gave no Location")?;

@@ -102,6 +102,8 @@ pub struct ServeOptions {
     pub http01_port: Option<u16>,
     /// `MAYFLY_CA_PASSPHRASE`.
     pub passphrase: Option<String>,
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
     /// Any further environment, e.g. `("MAYFLY__VALIDATION__TLS_ALPN01_PORT", "5001")`.
     pub extra_env: Vec<(String, String)>,
 }
@@ -125,6 +127,9 @@ impl ServeOptions {
         command
             .arg("serve")
             .env("MAYFLY__SERVER__LISTEN", format!("127.0.0.1:{port}"));
+        if let Some(config) = &self.config {
+            command.arg("--config").arg(config);
+        }
         if let Some(cwd) = &self.cwd {
             command.current_dir(cwd);
         }

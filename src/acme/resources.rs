@@ -160,6 +160,14 @@ pub struct ChallengeResource {
     pub url: String,
     pub status: ChallengeStatus,
     pub token: String,
+    /// RFC 9447 §3: the kind of token a `tkauth-01` challenge takes; Mayfly's are JWTs
+    /// (`atc`, the Authority Token of RFC 9448 §4's registry).
+    #[serde(rename = "tkauth-type", skip_serializing_if = "Option::is_none")]
+    pub tkauth_type: Option<String>,
+    /// The provisioners whose tokens answer a `tkauth-01` challenge (a Mayfly extension:
+    /// RFC 9447's `token-authority` is one URL, and a JWK provisioner has none).
+    #[serde(rename = "token-authorities", skip_serializing_if = "Option::is_none")]
+    pub token_authorities: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validated: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

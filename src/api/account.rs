@@ -8,6 +8,8 @@ use axum::response::Response;
 use crate::acme::Problem;
 use crate::acme::resources::{AccountResource, AccountUpdateRequest, NewAccountRequest};
 use crate::app::AppState;
+
+use super::context::Acme;
 use crate::authority::account::{AccountOutcome, Binding};
 use crate::jose::ParsedEab;
 use crate::storage::Account;
@@ -18,6 +20,7 @@ use super::links::Links;
 
 pub async fn new_account(
     State(state): State<AppState>,
+    acme: Acme,
     request: JwkPost<NewAccountRequest>,
 ) -> Result<Response, ApiError> {
     let app = &state.0;
@@ -27,12 +30,13 @@ pub async fn new_account(
         .payload
         .external_account_binding
         .as_ref()
-        .map(|binding| ParsedEab::parse(binding, &app.links.new_account(), &request.key))
+        .map(|binding| ParsedEab::parse(binding, &acme.links.new_account(), &request.key))
         .transpose()
         .map_err(|e| Problem::malformed(e.to_string()))?;
     let binding = Binding {
         presented: presented.as_ref(),
-        required: app.config.acme.external_account_required,
+        required: acme.provisioner.external_account_required,
+        provisioner: acme.name(),
     };
     let (account, outcome) = app
         .authority
@@ -44,14 +48,15 @@ pub async fn new_account(
     };
     Ok(super::json_response(
         status,
-        Some(app.links.account(&account.id)),
-        &resource(&app.links, &account),
+        Some(acme.links.account(&account.id)),
+        &resource(&acme.links, &account),
     ))
 }
 
 /// POST-as-GET reads the account; a JSON payload updates the contacts or deactivates it.
 pub async fn account(
     State(state): State<AppState>,
+    acme: Acme,
     Path(id): Path<String>,
     request: AccountPost<Payload>,
 ) -> Result<Response, ApiError> {
@@ -71,8 +76,8 @@ pub async fn account(
     };
     Ok(super::json_response(
         StatusCode::OK,
-        Some(app.links.account(&id)),
-        &resource(&app.links, &account),
+        Some(acme.links.account(&id)),
+        &resource(&acme.links, &account),
     ))
 }
 

@@ -8,14 +8,16 @@ use crate::acme::Problem;
 use crate::acme::identifier::IdentifierJson;
 use crate::acme::resources::AuthorizationResource;
 use crate::app::AppState;
+
+use super::context::Acme;
 use crate::authority::order::AuthorizationView;
 
 use super::error::ApiError;
 use super::extract::{AccountPost, Payload};
-use super::links::Links;
 
 pub async fn authorization(
     State(state): State<AppState>,
+    acme: Acme,
     Path(id): Path<String>,
     request: AccountPost<Payload>,
 ) -> Result<Response, ApiError> {
@@ -29,12 +31,12 @@ pub async fn authorization(
     let view = app.authority.authorization(&request.account, &id).await?;
     Ok(super::json_response(
         StatusCode::OK,
-        Some(app.links.authorization(&id)),
-        &resource(&app.links, &view),
+        Some(acme.links.authorization(&id)),
+        &resource(&acme, &view),
     ))
 }
 
-pub fn resource(links: &Links, view: &AuthorizationView) -> AuthorizationResource {
+pub fn resource(acme: &Acme, view: &AuthorizationView) -> AuthorizationResource {
     let authz = &view.authorization;
     // RFC 8555 §7.1.4: a wildcard authorization names the base domain and says `wildcard`;
     // it is stored with its `*.` so that it is never mistaken for the base name's own.
@@ -49,7 +51,7 @@ pub fn resource(links: &Links, view: &AuthorizationView) -> AuthorizationResourc
         challenges: authz
             .challenges
             .iter()
-            .map(|c| super::challenge::resource(links, c))
+            .map(|c| super::challenge::resource(acme, c))
             .collect(),
         wildcard: authz.identifier.is_wildcard().then_some(true),
     }

@@ -5,17 +5,21 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use crate::acme::ChallengeStatus;
+use crate::acme::{ChallengeStatus, Problem};
+use crate::authority::challenge::ChallengeAnswer;
+use crate::validation::ChallengeType;
 use crate::acme::resources::ChallengeResource;
 use crate::app::AppState;
+
+use super::context::Acme;
 use crate::storage::Challenge;
 
 use super::error::ApiError;
 use super::extract::{AccountPost, Payload};
-use super::links::Links;
 
 pub async fn challenge(
     State(state): State<AppState>,
+    acme: Acme,
     Path(id): Path<String>,
     request: AccountPost<Payload>,
 ) -> Result<Response, ApiError> {
@@ -23,18 +27,31 @@ pub async fn challenge(
     let challenge = match request.payload {
         Payload::Empty => app.authority.challenge(&request.account, &id).await?,
         // RFC 8555 §7.5.1: the client sends an empty object; any other fields are ignored.
-        Payload::Json(_) => {
+        // RFC 9447 §3: a tkauth-01 answer carries the token, as `atc` (its tkauth-type);
+        // `tkauth` is accepted too.
+        Payload::Json(value) => {
+            let answer = ChallengeAnswer {
+                token: ["atc", "tkauth"]
+                    .iter()
+                    .find_map(|field| value.get(*field))
+                    .map(|token| {
+                        token.as_str().map(str::to_owned).ok_or_else(|| {
+                            Problem::malformed("the tkauth-01 token must be a string")
+                        })
+                    })
+                    .transpose()?,
+            };
             app.authority
-                .respond_to_challenge(&request.account, &id)
+                .respond_to_challenge(&request.account, &id, answer)
                 .await?
         }
     };
     let mut response =
-        super::json_response(StatusCode::OK, None, &resource(&app.links, &challenge));
+        super::json_response(StatusCode::OK, None, &resource(&acme, &challenge));
     let headers = response.headers_mut();
     let up = format!(
         "<{}>;rel=\"up\"",
-        app.links.authorization(&challenge.authorization_id)
+        acme.links.authorization(&challenge.authorization_id)
     );
     if let Ok(link) = HeaderValue::from_str(&up) {
         headers.append(header::LINK, link);
@@ -48,12 +65,15 @@ pub async fn challenge(
     Ok(response)
 }
 
-pub fn resource(links: &Links, challenge: &Challenge) -> ChallengeResource {
+pub fn resource(acme: &Acme, challenge: &Challenge) -> ChallengeResource {
+    let tkauth = challenge.kind == ChallengeType::TkAuth01.as_str();
     ChallengeResource {
         kind: challenge.kind.clone(),
-        url: links.challenge(&challenge.id),
+        url: acme.links.challenge(&challenge.id),
         status: challenge.status,
         token: challenge.token.clone(),
+        tkauth_type: tkauth.then(|| "atc".to_owned()),
+        token_authorities: tkauth.then(|| acme.provisioner.token_authorizers.clone()),
         validated: challenge.validated_at.map(super::rfc3339),
         error: challenge.error.clone(),
     }

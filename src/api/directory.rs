@@ -7,22 +7,24 @@ use axum::response::{IntoResponse, Response};
 use crate::acme::resources::{Directory, DirectoryMeta};
 use crate::app::AppState;
 
-pub async fn directory(State(state): State<AppState>) -> Response {
+use super::context::Acme;
+
+pub async fn directory(State(state): State<AppState>, acme: Acme) -> Response {
     let app = &state.0;
     let config = &app.config;
     let body = Directory {
-        new_nonce: app.links.new_nonce(),
-        new_account: app.links.new_account(),
-        new_order: app.links.new_order(),
-        revoke_cert: Some(app.links.revoke_cert()),
-        key_change: Some(app.links.key_change()),
-        new_authz: Some(app.links.new_authz()),
-        renewal_info: Some(app.links.renewal_info()),
+        new_nonce: acme.links.new_nonce(),
+        new_account: acme.links.new_account(),
+        new_order: acme.links.new_order(),
+        revoke_cert: Some(acme.links.revoke_cert()),
+        key_change: Some(acme.links.key_change()),
+        new_authz: Some(acme.links.new_authz()),
+        renewal_info: Some(acme.links.renewal_info()),
         meta: DirectoryMeta {
             terms_of_service: config.acme.terms_of_service.clone(),
             website: config.acme.website.clone(),
             caa_identities: config.acme.caa_identities.clone(),
-            external_account_required: config.acme.external_account_required,
+            external_account_required: acme.provisioner.external_account_required,
             profiles: config
                 .profiles
                 .descriptions()

@@ -16,6 +16,7 @@ use crate::jose::{ALGORITHMS, JoseError, Jwk, KeyOrKeyId, ParsedJws};
 use crate::policy::validators::Requester;
 use crate::storage::Account;
 
+use super::context::Acme;
 use super::error::ApiError;
 
 /// Bodies larger than this are refused before parsing: a CSR for 100 names is a few KiB.
@@ -24,9 +25,6 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The de-facto standard header in which proxies name the client (no RFC; RFC 7239's
 /// `Forwarded` is rarely sent).
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
-
-/// The provisioner name of requests that come through the ACME API, for the audit log.
-const ACME_PROVISIONER: &str = "acme";
 
 /// A request signed with a `jwk` (newAccount).
 pub struct JwkPost<T> {
@@ -104,7 +102,8 @@ async fn requester(
     origin: Origin,
 ) -> Result<Requester, ApiError> {
     let app = &state.0;
-    let eab_key_label = if app.config.acme.validators.0.is_empty() {
+    let policy = app.provisioners.policy(&account.provisioner);
+    let eab_key_label = if policy.chain.is_empty() {
         None
     } else {
         app.authority
@@ -113,7 +112,7 @@ async fn requester(
             .map(|key| key.label)
     };
     Ok(Requester {
-        provisioner: Some(ACME_PROVISIONER.to_owned()),
+        provisioner: Some(account.provisioner.clone()),
         account_id: Some(account.id.clone()),
         eab_key_label,
         groups: Vec::new(),
@@ -125,6 +124,11 @@ async fn requester(
 async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
     let app = &state.0;
     let origin = Origin::of(&req);
+    let acme = req
+        .extensions()
+        .get::<Acme>()
+        .cloned()
+        .unwrap_or_else(|| app.default_acme());
     // RFC 8555 §6.2: other content types get 415.
     let content_type = req
         .headers()
@@ -165,13 +169,27 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
     let (key, account) = match &jws.header.key {
         KeyOrKeyId::Jwk(jwk) => (jwk.clone(), None),
         KeyOrKeyId::KeyId(kid) => {
-            let id = app.links.account_id_from_kid(kid).ok_or_else(|| {
+            let id = acme.links.account_id_from_kid(kid).ok_or_else(|| {
                 Problem::new(
                     ProblemType::AccountDoesNotExist,
-                    format!("kid {kid:?} is not an account URL of this server"),
+                    format!(
+                        "kid {kid:?} is not an account URL of this directory ({})",
+                        acme.links.directory()
+                    ),
                 )
             })?;
             let account = app.authority.account_for_request(id).await?;
+            // An account belongs to the directory it was created at: its policy applies.
+            if account.provisioner != acme.name() {
+                return Err(Problem::new(
+                    ProblemType::AccountDoesNotExist,
+                    format!(
+                        "kid {kid:?} is not an account of this directory ({})",
+                        acme.links.directory()
+                    ),
+                )
+                .into());
+            }
             let key: Jwk = serde_json::from_value(account.jwk.clone()).map_err(|e| {
                 crate::authority::Error::Store(crate::storage::StoreError::Other(Box::new(e)))
             })?;

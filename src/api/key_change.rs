@@ -9,6 +9,8 @@ use axum::response::Response;
 use crate::acme::resources::KeyChangeRequest;
 use crate::acme::{Problem, ProblemType};
 use crate::app::AppState;
+
+use super::context::Acme;
 use crate::authority::account::KeyChangeOutcome;
 use crate::jose::{JoseError, Jwk, KeyOrKeyId, ParsedJws};
 
@@ -17,12 +19,13 @@ use super::extract::AccountPost;
 
 pub async fn key_change(
     State(state): State<AppState>,
+    acme: Acme,
     request: AccountPost<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let app = &state.0;
-    let (new_key, change) = inner_jws(&request.payload, &app.links.key_change())?;
+    let (new_key, change) = inner_jws(&request.payload, &acme.links.key_change())?;
     // §7.3.5 step 7: `account` is the account that signed the outer JWS (its `kid`).
-    let account_url = app.links.account(&request.account.id);
+    let account_url = acme.links.account(&request.account.id);
     if change.account != account_url {
         return Err(Problem::malformed(format!(
             "keyChange: account {:?} is not the account that signed the request ({account_url:?})",
@@ -40,14 +43,14 @@ pub async fn key_change(
         KeyChangeOutcome::Changed(account) => Ok(super::json_response(
             StatusCode::OK,
             Some(account_url),
-            &super::account::resource(&app.links, &account),
+            &super::account::resource(&acme.links, &account),
         )),
         KeyChangeOutcome::KeyInUse(holder) => {
             let mut problem = Problem::malformed(
                 "keyChange: the new key already belongs to an account (see Location)",
             )
             .with_status(409);
-            problem.location = Some(app.links.account(&holder));
+            problem.location = Some(acme.links.account(&holder));
             Err(problem.into())
         }
     }

@@ -5,6 +5,7 @@ pub mod account;
 pub mod authz;
 pub mod certificate;
 pub mod challenge;
+pub mod context;
 pub mod crl;
 pub mod directory;
 pub mod error;
@@ -29,40 +30,56 @@ use crate::acme::Problem;
 use crate::app::AppState;
 use error::ApiError;
 
-/// The one route table.
+/// The one route table. The default ACME provisioner answers at `/directory` and under
+/// `/acme/`; every ACME provisioner, the default one included, at `/acme/<name>/`.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
             "/directory",
             get(directory::directory).fallback(|m: Method| method_not_allowed(m, "GET, HEAD")),
         )
+        .nest("/acme", acme_routes())
+        .nest("/acme/{provisioner}", acme_routes())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), acme_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            context::resolve,
+        ))
+        .with_state(state)
+}
+
+/// The resources of one ACME provisioner, relative to its root.
+fn acme_routes() -> Router<AppState> {
+    Router::new()
         .route(
-            "/acme/new-nonce",
+            "/directory",
+            get(directory::directory).fallback(|m: Method| method_not_allowed(m, "GET, HEAD")),
+        )
+        .route(
+            "/new-nonce",
             get(directory::new_nonce_get)
                 .head(directory::new_nonce_head)
                 .fallback(|m: Method| method_not_allowed(m, "GET, HEAD")),
         )
-        .route("/acme/new-account", post_only(account::new_account))
-        .route("/acme/account/{id}", post_only(account::account))
-        .route("/acme/account/{id}/orders", post_only(orders::orders))
-        .route("/acme/key-change", post_only(key_change::key_change))
-        .route("/acme/new-order", post_only(order::new_order))
-        .route("/acme/order/{id}", post_only(order::order))
-        .route("/acme/order/{id}/finalize", post_only(order::finalize))
-        .route("/acme/authz/{id}", post_only(authz::authorization))
-        .route("/acme/new-authz", post_only(new_authz::new_authz))
-        .route("/acme/chall/{id}", post_only(challenge::challenge))
-        .route("/acme/cert/{id}", post_only(certificate::certificate))
-        .route("/acme/revoke-cert", post_only(revoke::revoke_cert))
+        .route("/new-account", post_only(account::new_account))
+        .route("/account/{id}", post_only(account::account))
+        .route("/account/{id}/orders", post_only(orders::orders))
+        .route("/key-change", post_only(key_change::key_change))
+        .route("/new-order", post_only(order::new_order))
+        .route("/order/{id}", post_only(order::order))
+        .route("/order/{id}/finalize", post_only(order::finalize))
+        .route("/authz/{id}", post_only(authz::authorization))
+        .route("/new-authz", post_only(new_authz::new_authz))
+        .route("/chall/{id}", post_only(challenge::challenge))
+        .route("/cert/{id}", post_only(certificate::certificate))
+        .route("/revoke-cert", post_only(revoke::revoke_cert))
         .route(
-            "/acme/renewal-info/{id}",
+            "/renewal-info/{id}",
             get(renewal_info::renewal_info)
                 .post(renewal_info::renewal_info_post)
                 .fallback(|m: Method| method_not_allowed(m, "GET, HEAD, POST")),
         )
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), acme_headers))
-        .with_state(state)
 }
 
 fn post_only<H, T>(handler: H) -> MethodRouter<AppState>
@@ -77,6 +94,11 @@ where
 /// §7.1: a `Link` to the directory on every resource.
 async fn acme_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let is_post = req.method() == Method::POST;
+    let directory = req
+        .extensions()
+        .get::<context::Acme>()
+        .map(|acme| acme.links.directory())
+        .unwrap_or_else(|| state.0.links.directory());
     let mut response = next.run(req).await;
     let app = &state.0;
     if is_post {
@@ -97,7 +119,7 @@ async fn acme_headers(State(state): State<AppState>, req: Request, next: Next) -
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     let headers = response.headers_mut();
-    if let Ok(link) = HeaderValue::from_str(&format!("<{}>;rel=\"index\"", app.links.directory())) {
+    if let Ok(link) = HeaderValue::from_str(&format!("<{}>;rel=\"index\"", directory)) {
         headers.append(header::LINK, link);
     }
     response

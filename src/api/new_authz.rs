@@ -8,11 +8,14 @@ use axum::response::Response;
 use crate::acme::resources::NewAuthzRequest;
 use crate::app::AppState;
 
+use super::context::Acme;
+
 use super::error::ApiError;
 use super::extract::AccountPost;
 
 pub async fn new_authz(
     State(state): State<AppState>,
+    acme: Acme,
     request: AccountPost<NewAuthzRequest>,
 ) -> Result<Response, ApiError> {
     let app = &state.0;
@@ -22,7 +25,7 @@ pub async fn new_authz(
         .await?;
     Ok(super::json_response(
         StatusCode::CREATED,
-        Some(app.links.authorization(&view.authorization.id)),
-        &super::authz::resource(&app.links, &view),
+        Some(acme.links.authorization(&view.authorization.id)),
+        &super::authz::resource(&acme, &view),
     ))
 }

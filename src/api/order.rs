@@ -8,6 +8,8 @@ use crate::acme::OrderStatus;
 use crate::acme::identifier::IdentifierJson;
 use crate::acme::resources::{FinalizeRequest, NewOrderRequest, OrderResource};
 use crate::app::AppState;
+
+use super::context::Acme;
 use crate::authority::order::OrderView;
 
 use super::error::ApiError;
@@ -16,6 +18,7 @@ use super::links::Links;
 
 pub async fn new_order(
     State(state): State<AppState>,
+    acme: Acme,
     request: AccountPost<NewOrderRequest>,
 ) -> Result<Response, ApiError> {
     let app = &state.0;
@@ -23,21 +26,23 @@ pub async fn new_order(
         .authority
         .new_order(&request.account, &request.payload, &request.requester)
         .await?;
-    Ok(respond(&app.links, StatusCode::CREATED, &view))
+    Ok(respond(&acme.links, StatusCode::CREATED, &view))
 }
 
 pub async fn order(
     State(state): State<AppState>,
+    acme: Acme,
     Path(id): Path<String>,
     request: PostAsGet,
 ) -> Result<Response, ApiError> {
     let app = &state.0;
     let view = app.authority.order(&request.account, &id).await?;
-    Ok(respond(&app.links, StatusCode::OK, &view))
+    Ok(respond(&acme.links, StatusCode::OK, &view))
 }
 
 pub async fn finalize(
     State(state): State<AppState>,
+    acme: Acme,
     Path(id): Path<String>,
     request: AccountPost<FinalizeRequest>,
 ) -> Result<Response, ApiError> {
@@ -51,7 +56,7 @@ pub async fn finalize(
             &request.requester,
         )
         .await?;
-    Ok(respond(&app.links, StatusCode::OK, &view))
+    Ok(respond(&acme.links, StatusCode::OK, &view))
 }
 
 /// The order as JSON, with its URL in `Location` and `Retry-After` while it is processing.

@@ -11,6 +11,8 @@ use time::OffsetDateTime;
 use crate::acme::Problem;
 use crate::acme::resources::OrdersList;
 use crate::app::AppState;
+
+use super::context::Acme;
 use crate::storage::OrderCursor;
 
 use super::error::ApiError;
@@ -18,6 +20,7 @@ use super::extract::PostAsGet;
 
 pub async fn orders(
     State(state): State<AppState>,
+    acme: Acme,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
     request: PostAsGet,
@@ -46,14 +49,14 @@ pub async fn orders(
         orders: page
             .order_ids
             .iter()
-            .map(|id| app.links.order(id))
+            .map(|id| acme.links.order(id))
             .collect(),
     };
     let mut response = super::json_response(StatusCode::OK, None, &body);
     if let Some(next) = page.next {
         let url = format!(
             "{}?cursor={}",
-            app.links.account_orders(&id),
+            acme.links.account_orders(&id),
             encode_cursor(&next)
         );
         if let Ok(link) = HeaderValue::from_str(&format!("<{url}>;rel=\"next\"")) {

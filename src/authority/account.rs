@@ -26,8 +26,11 @@ pub enum AccountOutcome {
 pub struct Binding<'a> {
     /// The binding the client sent, already parsed and checked against the request.
     pub presented: Option<&'a ParsedEab>,
-    /// Whether the server requires one (`acme.external_account_required`).
+    /// Whether the directory requires one (`external_account_required`).
     pub required: bool,
+    /// The ACME provisioner whose directory the request came through; the account belongs
+    /// to it.
+    pub provisioner: &'a str,
 }
 
 /// What `change_key` did.
@@ -65,7 +68,10 @@ impl Authority {
                 ))
                 .into());
             }
-            Ok(account) => return Ok((account, AccountOutcome::Existing)),
+            Ok(account) => {
+                self.same_directory(&account, binding.provisioner)?;
+                return Ok((account, AccountOutcome::Existing));
+            }
             Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
@@ -100,7 +106,19 @@ impl Authority {
             }
             (None, false) => None,
         };
+        // An EAB key tied to a provisioner binds accounts at its directory only, so that they
+        // get its policy.
+        if let Some(tied) = eab_key.as_ref().and_then(|k| k.provisioner.as_deref())
+            && tied != binding.provisioner
+        {
+            return Err(Problem::unauthorized(format!(
+                "the External Account Binding key is for the directory {}",
+                self.links(tied).directory()
+            ))
+            .into());
+        }
         let account = Account {
+            provisioner: binding.provisioner.to_owned(),
             id: random_id(),
             key_thumbprint: thumbprint.clone(),
             jwk: serde_json::to_value(key)
@@ -127,10 +145,23 @@ impl Authority {
             // Another request created an account for the same key first: return that one.
             Err(StoreError::Conflict(_)) => {
                 let existing = self.store.account_by_thumbprint(&thumbprint).await?;
+                self.same_directory(&existing, binding.provisioner)?;
                 Ok((existing, AccountOutcome::Existing))
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A key has one account, which belongs to the directory it was created at.
+    fn same_directory(&self, account: &Account, provisioner: &str) -> Result<()> {
+        if account.provisioner == provisioner {
+            return Ok(());
+        }
+        Err(Problem::unauthorized(format!(
+            "this key's account belongs to the directory {}; use that directory, or another key",
+            self.links(&account.provisioner).directory()
+        ))
+        .into())
     }
 
     /// The account named by a `kid`, which must exist and be valid (RFC 8555 §6.2, §7.3.6).

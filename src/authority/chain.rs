@@ -8,6 +8,7 @@
 use crate::acme::Identifier;
 use crate::policy::fixups::Applied;
 use crate::policy::validators::{Refusals, Requester};
+use crate::provisioner::ProvisionerPolicy;
 
 use super::{Authority, Error, Result};
 
@@ -15,10 +16,11 @@ impl Authority {
     /// At newOrder: the identifier rules, on the parsed, normalised, de-duplicated identifiers.
     pub(super) fn check_identifier_rules(
         &self,
+        policy: &ProvisionerPolicy,
         identifiers: &[Identifier],
         requester: &Requester,
     ) -> Result<()> {
-        self.settings
+        policy
             .chain
             .check_identifiers(identifiers, requester)
             .map_err(|refusals| refused(&refusals, requester))

@@ -10,6 +10,13 @@ use crate::validation::caa::CaaRequest;
 use super::state::authorization_status;
 use super::{Authority, Result, found};
 
+/// What the client sent when it answered a challenge.
+#[derive(Clone, Debug, Default)]
+pub struct ChallengeAnswer {
+    /// A `tkauth-01` answer's token (RFC 9447 §3); other challenges carry none.
+    pub token: Option<String>,
+}
+
 impl Authority {
     /// The challenge and the id of its authorization, if it belongs to `account`.
     pub async fn challenge(&self, account: &Account, challenge_id: &str) -> Result<Challenge> {
@@ -31,6 +38,7 @@ impl Authority {
         &self,
         account: &Account,
         challenge_id: &str,
+        answer: ChallengeAnswer,
     ) -> Result<Challenge> {
         let challenge = self.challenge(account, challenge_id).await?;
         if challenge.status != ChallengeStatus::Pending {
@@ -62,6 +70,16 @@ impl Authority {
         {
             return Ok(challenge);
         }
+        if ChallengeType::parse(&challenge.kind) == ChallengeType::TkAuth01 {
+            let token = answer.token.ok_or_else(|| {
+                Problem::malformed(
+                    "tkauth-01 is answered with the token: {\"atc\": \"<token>\"} (RFC 9447 §3)",
+                )
+            })?;
+            return self
+                .answer_token_challenge(account, &authz.identifier, challenge, &token)
+                .await;
+        }
         let moved = self
             .store
             .transition_challenge(
@@ -79,10 +97,10 @@ impl Authority {
             let authority = self.clone();
             let identifier = authz.identifier.clone();
             let background = challenge.clone();
-            let account_id = account.id.clone();
+            let account = account.clone();
             tokio::spawn(async move {
                 authority
-                    .validate_and_record(background, identifier, key_authorization, account_id)
+                    .validate_and_record(background, identifier, key_authorization, account)
                     .await;
             });
         }
@@ -94,7 +112,7 @@ impl Authority {
         challenge: Challenge,
         identifier: crate::acme::Identifier,
         key_authorization: String,
-        account_id: String,
+        account: Account,
     ) {
         let kind = ChallengeType::parse(&challenge.kind);
         let mut outcome = self
@@ -102,7 +120,7 @@ impl Authority {
             .validate(&kind, &identifier, &challenge.token, &key_authorization)
             .await;
         if outcome.is_ok() {
-            outcome = self.check_caa(&identifier, &kind, &account_id).await;
+            outcome = self.check_caa(&identifier, &kind, &account).await;
         }
         let now = self.now();
         let (to, error) = match &outcome {
@@ -135,17 +153,22 @@ impl Authority {
     }
 
     /// CAA (RFC 8659), after control of the name is proven and before the authorization
-    /// becomes valid, unless `acme.caa_check` is off. IP identifiers have no CAA.
-    async fn check_caa(
+    /// becomes valid, unless the account's ACME provisioner turns it off (`caa_check`). IP
+    /// identifiers have no CAA.
+    pub(super) async fn check_caa(
         &self,
         identifier: &crate::acme::Identifier,
         kind: &ChallengeType,
-        account_id: &str,
+        account: &Account,
     ) -> std::result::Result<(), Problem> {
-        if !self.settings.caa_check {
+        let enabled = self
+            .provisioners
+            .acme(&account.provisioner)
+            .map_or(self.settings.caa_check, |p| p.caa_check);
+        if !enabled {
             return Ok(());
         }
-        let account_uri = format!("{}{account_id}", self.settings.account_url_prefix);
+        let account_uri = self.links(&account.provisioner).account(&account.id);
         let request = CaaRequest {
             ca_identities: &self.settings.caa_identities,
             account_uri: &account_uri,

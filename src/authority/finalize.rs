@@ -6,6 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
+use crate::provisioner::ProvisionerPolicy;
 use crate::acme::{Identifier, OrderStatus, Problem, ProblemType};
 use crate::issuer::csr::{CsrError, ParsedCsr};
 use crate::issuer::{IssuanceRequest, IssuerError, LeafCommonName, LeafProfile};
@@ -18,6 +19,27 @@ use crate::storage::{Account, Certificate, Order, StoreError};
 
 use super::order::OrderView;
 use super::{Authority, Error, Result, found, random_id};
+
+/// The requester, with the groups of every token that authorized one of the order's
+/// identifiers through `tkauth-01`: the order passes the chain as the token's holder.
+fn with_token_groups(requester: &Requester, view: &OrderView) -> Requester {
+    let mut requester = requester.clone();
+    let identities = view
+        .authorizations
+        .iter()
+        .flat_map(|a| &a.challenges)
+        .filter(|c| c.status == crate::acme::ChallengeStatus::Valid)
+        .filter_map(|c| c.token_identity.as_ref())
+        .filter_map(|v| serde_json::from_value::<crate::provisioner::TokenIdentity>(v.clone()).ok());
+    for identity in identities {
+        for group in identity.groups {
+            if !requester.groups.contains(&group) {
+                requester.groups.push(group);
+            }
+        }
+    }
+    requester
+}
 
 impl Authority {
     pub async fn finalize(
@@ -37,9 +59,12 @@ impl Authority {
         }
         let csr = self.check_csr(&view, csr_b64).await?;
         let now = self.now();
+        let policy = self.policy(&account.provisioner);
         let (profile_name, profile) = self.order_profile(&view.order)?;
-        let validity = self.issuance_validity(&view.order, profile_name, profile, now)?;
-        let leaf = self.apply_chain(&view.order, &csr, profile, requester)?;
+        let validity =
+            self.issuance_validity(&policy, &view.order, profile_name, profile, now)?;
+        let requester = with_token_groups(requester, &view);
+        let leaf = self.apply_chain(&policy, &view.order, &csr, profile, &requester)?;
         let request = IssuanceRequest {
             csr_der: csr.der,
             // The SANs exactly as authorized; the chain checked the template's names.
@@ -113,12 +138,13 @@ impl Authority {
     /// among the order's identifiers), else the first DNS identifier. The fixups may change it.
     fn apply_chain(
         &self,
+        policy: &ProvisionerPolicy,
         order: &Order,
         csr: &ParsedCsr,
         profile: &Profile,
         requester: &Requester,
     ) -> Result<LeafProfile> {
-        let chain = &self.settings.chain;
+        let chain = &policy.chain;
         let facts = CsrFacts::from_der(&csr.der).map_err(Problem::bad_csr)?;
         chain
             .check_csr_facts(csr, &facts, requester)
@@ -134,7 +160,7 @@ impl Authority {
         } else {
             None
         };
-        let applied = self.settings.fixups.apply(&mut template, profile);
+        let applied = policy.fixups.apply(&mut template, profile);
         super::chain::audit_fixups(&applied, requester, &order.id);
         chain
             .check_template(&template, requester)
@@ -177,6 +203,7 @@ impl Authority {
     /// backdate), and a requested notAfter must still leave the profile's minimum lifetime.
     fn issuance_validity(
         &self,
+        policy: &ProvisionerPolicy,
         order: &Order,
         profile_name: &str,
         profile: &Profile,
@@ -190,7 +217,7 @@ impl Authority {
         let validity = policy::validity(
             profile_name,
             profile,
-            &self.settings.claims,
+            &policy.claims,
             order.not_before,
             order.not_after,
             at,

@@ -9,6 +9,7 @@ pub mod order;
 pub mod renewal;
 pub mod revocation;
 pub mod state;
+mod tkauth;
 
 use std::sync::Arc;
 
@@ -20,9 +21,8 @@ use crate::acme::Problem;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::issuer::{Issuer, IssuerError};
-use crate::policy::fixups::FixupList;
-use crate::policy::validators::Chain;
 use crate::policy::{Claims, Profiles};
+use crate::provisioner::{ProvisionerPolicy, Provisioners};
 use crate::storage::{Store, StoreError};
 use crate::validation::Validator;
 
@@ -64,13 +64,9 @@ pub struct Settings {
     pub caa_check: bool,
     /// The issuer domain names CAA `issue` records must name (`acme.caa_identities`).
     pub caa_identities: Vec<String>,
-    /// Account URLs are this followed by the account id; CAA `accounturi` is compared with
-    /// them (RFC 8657 §3).
-    pub account_url_prefix: String,
-    /// The ACME provisioner's validator chain (`[[acme.validators]]`).
-    pub chain: Chain,
-    /// The ACME provisioner's fixups (`[[acme.fixups]]`).
-    pub fixups: FixupList,
+    /// The base of every URL Mayfly hands out: CAA `accounturi` is compared with account
+    /// URLs (RFC 8657 §3), and token audiences are URLs.
+    pub base_url: String,
 }
 
 impl Settings {
@@ -83,10 +79,7 @@ impl Settings {
             renewal: config.renewal.clone(),
             caa_check: config.acme.caa_check,
             caa_identities: config.acme.caa_identities.clone(),
-            // The one place account URLs are shaped is the API's URL builder.
-            account_url_prefix: crate::api::links::Links::new(config.base_url()).account(""),
-            chain: Chain::from(config.acme.validators.clone()),
-            fixups: config.acme.fixups.clone(),
+            base_url: config.base_url(),
         }
     }
 }
@@ -101,6 +94,8 @@ pub struct Authority {
     settings: Arc<Settings>,
     /// The latest CRL this replica signed.
     crls: Arc<revocation::CrlCache>,
+    /// Per-provisioner policy: claims, profiles, validator chain, fixups, CAA.
+    provisioners: Arc<Provisioners>,
 }
 
 impl Authority {
@@ -110,8 +105,10 @@ impl Authority {
         validator: Validator,
         clock: Arc<dyn Clock>,
         settings: Settings,
+        provisioners: Arc<Provisioners>,
     ) -> Self {
         Authority {
+            provisioners,
             store,
             issuer,
             validator,
@@ -119,6 +116,26 @@ impl Authority {
             settings: Arc::new(settings),
             crls: Arc::default(),
         }
+    }
+
+    /// The policy of the provisioner an account (or a token) belongs to.
+    pub fn policy(&self, provisioner: &str) -> Arc<ProvisionerPolicy> {
+        self.provisioners.policy(provisioner)
+    }
+
+    /// The URLs of an ACME provisioner's resources; the one place they are shaped is the
+    /// API's URL builder.
+    pub fn links(&self, provisioner: &str) -> crate::api::links::Links {
+        let links = crate::api::links::Links::new(self.settings.base_url.clone());
+        if provisioner == crate::provisioner::DEFAULT_ACME {
+            links
+        } else {
+            links.for_provisioner(provisioner)
+        }
+    }
+
+    pub fn provisioners(&self) -> &Provisioners {
+        &self.provisioners
     }
 
     pub fn now(&self) -> OffsetDateTime {

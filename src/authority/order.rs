@@ -51,14 +51,35 @@ impl Authority {
         request: &NewOrderRequest,
         requester: &Requester,
     ) -> Result<OrderView> {
+        let policy = self.policy(&account.provisioner);
+        // A provisioner that lists its profiles offers the first of them as its default.
+        let wanted = request
+            .profile
+            .as_deref()
+            .or_else(|| policy.profiles.first().map(String::as_str));
         let (profile_name, profile) = self
             .settings
             .profiles
-            .select(request.profile.as_deref())
+            .select(wanted)
             .map_err(|e| Problem::new(ProblemType::InvalidProfile, e.to_string()))?;
+        if !policy.allows_profile(profile_name) {
+            return Err(Problem::new(
+                ProblemType::InvalidProfile,
+                format!(
+                    "the profile {profile_name:?} is not offered by this directory; it offers {}",
+                    policy.profiles.join(", ")
+                ),
+            )
+            .into());
+        }
         let identifiers = self.check_identifiers(&request.identifiers, profile_name, profile)?;
         // The validator chain's identifier rules (issue 5), after parsing and de-duplication.
-        self.check_identifier_rules(&identifiers, requester)?;
+        // Where a token may authorize the order, who asks is known only once it is presented:
+        // the rules then run at finalize, whose CSR stage sees every name with the token's
+        // groups.
+        if !self.token_authorized(account) {
+            self.check_identifier_rules(&policy, &identifiers, requester)?;
+        }
         let not_before = requested_time("notBefore", request.not_before.as_deref())?;
         let not_after = requested_time("notAfter", request.not_after.as_deref())?;
         let now = self.now();
@@ -66,7 +87,7 @@ impl Authority {
         policy::validity(
             profile_name,
             profile,
-            &self.settings.claims,
+            &policy.claims,
             not_before,
             not_after,
             now,
@@ -194,7 +215,8 @@ impl Authority {
         let now = self.now();
         let id = random_id();
         Authorization {
-            challenges: ChallengeType::offered_for(identifier)
+            challenges: self
+                .offered_challenges(account, identifier)
                 .iter()
                 .map(|kind| Challenge {
                     id: random_id(),
@@ -214,6 +236,31 @@ impl Authority {
             created_at: now,
             deactivated: false,
         }
+    }
+
+    /// Whether the account's ACME provisioner lets tokens authorize its orders.
+    fn token_authorized(&self, account: &Account) -> bool {
+        self.provisioners
+            .acme(&account.provisioner)
+            .is_some_and(|p| !p.token_authorizers.is_empty())
+    }
+
+    /// The challenges an authorization offers: the network ones for the identifier, and
+    /// `tkauth-01` when the account's ACME provisioner has token authorizers (only it with
+    /// `token_only`).
+    fn offered_challenges(&self, account: &Account, identifier: &Identifier) -> Vec<ChallengeType> {
+        let provisioner = self.provisioners.acme(&account.provisioner);
+        let tokens = provisioner.is_some_and(|p| !p.token_authorizers.is_empty());
+        let token_only = tokens && provisioner.is_some_and(|p| p.token_only);
+        let mut offered = if token_only {
+            Vec::new()
+        } else {
+            ChallengeType::offered_for(identifier).to_vec()
+        };
+        if tokens {
+            offered.push(ChallengeType::TkAuth01);
+        }
+        offered
     }
 
     /// Parses, normalises and de-duplicates the requested identifiers, and applies the

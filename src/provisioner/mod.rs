@@ -346,6 +346,14 @@ impl Provisioners {
                     return Err(format!("{key}.profiles: there is no profile {profile:?}"));
                 }
             }
+            // Every profile it may issue under must fit its claims, or issuance would fail.
+            for (profile_name, profile) in &config.profiles.profiles {
+                if merged.allows_profile(profile_name) {
+                    profile.check(profile_name, &merged.claims).map_err(|e| {
+                        format!("{key}: with its claims, {e} (list the profiles it may use in {key}.profiles)")
+                    })?;
+                }
+            }
             policies.insert(name.clone(), Arc::new(merged));
             match provisioner {
                 ProvisionerConfig::Acme(c) => {
@@ -479,6 +487,11 @@ impl Provisioners {
     }
 }
 
+/// Whether `name` is one of the default ACME provisioner's paths under `/acme/`.
+pub fn is_reserved_name(name: &str) -> bool {
+    RESERVED_NAMES.contains(&name)
+}
+
 /// Provisioner names become URL path segments: lower-case letters, digits, `-` and `_`.
 fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
@@ -509,4 +522,127 @@ pub fn token_digest(token: &str) -> String {
 /// Default most lifetime of a one-time token.
 pub fn default_max_token_lifetime() -> HumanDuration {
     HumanDuration::minutes(5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str) -> Result<Provisioners, String> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("mayfly.toml");
+        std::fs::write(&path, toml).expect("write");
+        let config = Config::load(Some(&path), figment::Figment::new()).map_err(|e| e.0)?;
+        Provisioners::from_config(&config, &reqwest::Client::new())
+    }
+
+    /// Each bad provisioner stops start-up with a message that names its key.
+    #[test]
+    fn bad_provisioners_are_named() {
+        let cases: [(&str, &str, &str); 9] = [
+            (
+                "upper-case name",
+                "[provisioners.Teams]\ntype = \"acme\"\n",
+                "provisioners.Teams: a provisioner name is 1 to 64 lower-case letters",
+            ),
+            (
+                "a name that is a path",
+                "[provisioners.order]\ntype = \"acme\"\n",
+                "provisioners.order: \"order\" is reserved",
+            ),
+            (
+                "the default's name",
+                "[provisioners.acme]\ntype = \"acme\"\n",
+                "provisioners.acme: the name \"acme\" is the provisioner configured by [acme]",
+            ),
+            (
+                "an unknown type",
+                "[provisioners.x]\ntype = \"ldap\"\n",
+                "provisioners.x",
+            ),
+            (
+                "an unknown key",
+                "[provisioners.x]\ntype = \"acme\"\ntoken_authorisers = []\n",
+                "token_authorisers",
+            ),
+            (
+                "an authorizer that is not a token provisioner",
+                "[provisioners.x]\ntype = \"acme\"\ntoken_authorizers = [\"y\"]\n[provisioners.y]\ntype = \"acme\"\n",
+                "provisioners.x.token_authorizers: \"y\" is not a JWK or OIDC provisioner",
+            ),
+            (
+                "token_only without authorizers",
+                "[provisioners.x]\ntype = \"acme\"\ntoken_only = true\n",
+                "provisioners.x.token_only: set token_authorizers too",
+            ),
+            (
+                "an unknown profile",
+                "[provisioners.x]\ntype = \"acme\"\nprofiles = [\"nope\"]\n",
+                "provisioners.x.profiles: there is no profile \"nope\"",
+            ),
+            (
+                "claims that exclude an allowed profile",
+                "[provisioners.x]\ntype = \"acme\"\nclaims = { max_cert_duration = \"2h\", default_cert_duration = \"1h\" }\n",
+                "provisioners.x: with its claims, profiles.",
+            ),
+        ];
+        for (name, toml, want) in cases {
+            let error = load(toml).err().unwrap_or_else(|| panic!("{name}: loaded"));
+            assert!(error.contains(want), "{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_static_provisioner_needs_a_real_secret() {
+        let error = load("[provisioners.dev]\ntype = \"static\"\nuser = \"dev\"\nsecret = \"short\"\n")
+            .err()
+            .expect("refused");
+        assert!(error.contains("provisioners.dev"), "{error}");
+        assert!(
+            load("[provisioners.dev]\ntype = \"static\"\nuser = \"dev\"\nsecret = \"sixteen-chars-ok\"\n")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn policies_merge_claims_and_fall_back_to_the_default() {
+        let provisioners = load(
+            "[provisioners.teams]\ntype = \"acme\"\nprofiles = [\"shortlived\"]\n\
+             claims = { max_cert_duration = \"7d\", default_cert_duration = \"2h\" }\n",
+        )
+        .expect("loads");
+        let teams = provisioners.policy("teams");
+        assert_eq!(teams.claims.default_cert_duration, HumanDuration::hours(2));
+        assert!(teams.allows_profile("shortlived"));
+        assert!(!teams.allows_profile("hours"));
+        let default = provisioners.policy(DEFAULT_ACME);
+        assert!(default.allows_profile("hours"));
+        // An account of a provisioner removed from the configuration keeps the default policy.
+        assert_eq!(provisioners.policy("gone").name, DEFAULT_ACME);
+        assert_eq!(
+            provisioners.acme_names().collect::<Vec<_>>(),
+            vec![DEFAULT_ACME, "teams"]
+        );
+    }
+
+    #[test]
+    fn an_identity_allows_its_names_or_any_as_admin() {
+        let mut identity = TokenIdentity {
+            provisioner: "ops".into(),
+            subject: "web".into(),
+            sans: vec!["web.example.com".into()],
+            email: None,
+            groups: Vec::new(),
+            admin: false,
+            token_id: "j".into(),
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+            account_thumbprint: None,
+        };
+        let web = Identifier::parse("dns", "WEB.example.com").expect("a name");
+        let other = Identifier::parse("dns", "db.example.com").expect("a name");
+        assert!(identity.allows(&web));
+        assert!(!identity.allows(&other));
+        identity.admin = true;
+        assert!(identity.allows(&other));
+    }
 }

@@ -45,6 +45,9 @@ pub enum ChallengeType {
     Http01,
     Dns01,
     TlsAlpn01,
+    /// RFC 9447: answered with a token from a provisioner, which the authority verifies; no
+    /// network check.
+    TkAuth01,
     Unknown(String),
 }
 
@@ -63,6 +66,7 @@ impl ChallengeType {
             "http-01" => ChallengeType::Http01,
             "dns-01" => ChallengeType::Dns01,
             "tls-alpn-01" => ChallengeType::TlsAlpn01,
+            "tkauth-01" => ChallengeType::TkAuth01,
             other => ChallengeType::Unknown(other.to_owned()),
         }
     }
@@ -72,6 +76,7 @@ impl ChallengeType {
             ChallengeType::Http01 => "http-01",
             ChallengeType::Dns01 => "dns-01",
             ChallengeType::TlsAlpn01 => "tls-alpn-01",
+            ChallengeType::TkAuth01 => "tkauth-01",
             ChallengeType::Unknown(other) => other,
         }
     }
@@ -149,6 +154,9 @@ impl Validator {
                     )
                     .await
                 }
+                ChallengeType::TkAuth01 => Err(Problem::malformed(
+                    "tkauth-01 is answered with a token, not validated over the network",
+                )),
                 ChallengeType::Unknown(other) => Err(Problem::malformed(format!(
                     "challenge type {other} is not supported"
                 ))),

@@ -282,6 +282,11 @@ impl From<ValidatorList> for Chain {
 }
 
 impl Chain {
+    /// Whether the chain has no validators (nothing to check, nothing to look up for it).
+    pub fn is_empty(&self) -> bool {
+        self.validators.is_empty()
+    }
+
     /// The validator names, in order (for logs and the README).
     pub fn names(&self) -> Vec<&'static str> {
         self.validators.iter().map(ValidatorConfig::name).collect()
