@@ -9,6 +9,7 @@ pub mod order;
 pub mod renewal;
 pub mod revocation;
 pub mod state;
+pub mod token;
 
 use std::sync::Arc;
 
