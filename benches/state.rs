@@ -17,6 +17,7 @@ fn authorization(index: usize, now: OffsetDateTime) -> Authorization {
         status,
         validated_at: None,
         error: None,
+        token_identity: None,
     };
     Authorization {
         id: id.clone(),

@@ -143,7 +143,11 @@ pub enum EabCommand {
         /// Let the key bind any number of accounts (default: one).
         #[arg(long)]
         reusable: bool,
-        /// Print {"kid", "hmac_key", "label", "reusable"} as JSON.
+        /// The provisioner whose policy (claims, profiles, validators, fixups) accounts bound
+        /// with this key get; default: the directory's own.
+        #[arg(long, value_name = "NAME")]
+        provisioner: Option<String>,
+        /// Print {"kid", "hmac_key", "label", "reusable", "provisioner"} as JSON.
         #[arg(long)]
         json: bool,
     },

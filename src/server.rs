@@ -13,7 +13,7 @@ use crate::app::{App, AppState, ServerTls};
 
 /// How long in-flight requests may finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Expired nonces are forgotten this often.
+/// Expired nonces and used tokens are forgotten this often.
 const NONCE_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
 pub async fn serve(app: App, tls: ServerTls) -> anyhow::Result<()> {
@@ -27,7 +27,7 @@ pub async fn serve(app: App, tls: ServerTls) -> anyhow::Result<()> {
     let rustls = rustls_config(&tls)?;
     let handle: Handle<std::net::SocketAddr> = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
-    tokio::spawn(prune_nonces(state.clone()));
+    tokio::spawn(prune_nonces_and_tokens(state.clone()));
     let crl_listen = state.0.config.crl.listen;
     let crl_listener = tokio::net::TcpListener::bind(crl_listen)
         .await
@@ -92,7 +92,7 @@ async fn shutdown_on_signal(handle: Handle<std::net::SocketAddr>) {
     handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
 }
 
-async fn prune_nonces(state: AppState) {
+async fn prune_nonces_and_tokens(state: AppState) {
     let mut tick = tokio::time::interval(NONCE_PRUNE_INTERVAL);
     loop {
         tick.tick().await;
@@ -100,6 +100,11 @@ async fn prune_nonces(state: AppState) {
             Ok(n) if n > 0 => tracing::debug!(pruned = n, "forgot expired nonces"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning nonces failed"),
+        }
+        match state.0.authority.prune_used_tokens().await {
+            Ok(n) if n > 0 => tracing::debug!(pruned = n, "forgot expired used tokens"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning used tokens failed"),
         }
     }
 }

@@ -45,6 +45,7 @@ fn account(n: u32) -> Account {
         ],
         status: AccountStatus::Valid,
         created_at: at(T0),
+        provisioner: mayfly::provisioner::DEFAULT_ACME.to_owned(),
     }
 }
 
@@ -68,6 +69,7 @@ fn challenge(authz: &str, n: u32, kind: &str) -> Challenge {
         status: ChallengeStatus::Pending,
         validated_at: None,
         error: None,
+        token_identity: None,
     }
 }
 
@@ -229,6 +231,7 @@ fn eab_key(id: &str, reusable: bool) -> EabKey {
         created_at: at(T0),
         revoked_at: None,
         use_count: 0,
+        provisioner: None,
     }
 }
 
@@ -1595,3 +1598,282 @@ macro_rules! renewal_contract {
 
 renewal_contract!(renewal_state, replacing_orders, replacing_order_race);
 // --- end of ACME Renewal Information ---
+
+// ---------------------------------------------------------------------------------------------
+// Provisioners (issue 6): single-use tokens, the provisioner of accounts and EAB keys, and the
+// token identity of a tkauth-01 challenge
+
+/// A token is used once per provisioner; expired records are pruned as nonces are.
+async fn used_tokens(store: Arc<dyn Store>) {
+    assert!(store.use_token("ops", "jti-1", at(T0 + 60)).await.unwrap());
+    assert!(!store.use_token("ops", "jti-1", at(T0 + 60)).await.unwrap());
+    // The same id from another provisioner is another token.
+    assert!(store.use_token("sso", "jti-1", at(T0 + 60)).await.unwrap());
+
+    let winners = race(&store, |store| async move {
+        store.use_token("ops", "jti-raced", at(T0 + 60)).await
+    })
+    .await;
+    assert_eq!(winners, 1);
+
+    assert!(store.use_token("ops", "jti-old", at(T0 - 1)).await.unwrap());
+    assert!(store.use_token("ops", "jti-edge", at(T0)).await.unwrap());
+    // Expired strictly before `now`: only jti-old goes.
+    assert_eq!(store.prune_used_tokens(at(T0)).await.unwrap(), 1);
+    assert!(
+        store.use_token("ops", "jti-old", at(T0 - 1)).await.unwrap(),
+        "it was pruned"
+    );
+    assert!(
+        !store.use_token("ops", "jti-edge", at(T0)).await.unwrap(),
+        "it was kept"
+    );
+    // Pruning tokens leaves nonces alone, and the other way round.
+    assert!(store.redeem_nonce("nonce-1", at(T0 - 1)).await.unwrap());
+    assert_eq!(store.prune_used_tokens(at(T0 + 61)).await.unwrap(), 5);
+    assert_eq!(store.prune_used_tokens(at(T0 + 61)).await.unwrap(), 0);
+    assert!(!store.redeem_nonce("nonce-1", at(T0 - 1)).await.unwrap());
+}
+
+/// A token used through one store is refused through a second pool on the same database: on
+/// PostgreSQL, the two-replica case.
+async fn used_token_across_pools<B: Backend>() {
+    let Some(backend) = B::new().await else {
+        return;
+    };
+    let (first, second) = (backend.store(), backend.reopen().await);
+    assert!(first.use_token("ops", "jti-1", at(T0 + 60)).await.unwrap());
+    assert!(!second.use_token("ops", "jti-1", at(T0 + 60)).await.unwrap());
+    assert!(second.use_token("ops", "jti-2", at(T0 + 60)).await.unwrap());
+    assert!(!first.use_token("ops", "jti-2", at(T0 + 60)).await.unwrap());
+
+    // Both pools racing for one token: one wins.
+    let mut tasks = JoinSet::new();
+    for n in 0..RACERS {
+        let store = if n.is_multiple_of(2) {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        tasks.spawn(async move { store.use_token("ops", "jti-raced", at(T0 + 60)).await });
+    }
+    let mut winners = 0;
+    while let Some(joined) = tasks.join_next().await {
+        winners += usize::from(joined.unwrap().unwrap());
+    }
+    assert_eq!(winners, 1);
+    backend.finish().await;
+}
+
+/// The account's provisioner round-trips through every way an account is written and read.
+async fn account_provisioner(store: Arc<dyn Store>) {
+    let plain = Account {
+        provisioner: "internal".into(),
+        ..account(1)
+    };
+    store.insert_account(&plain).await.unwrap();
+    assert_eq!(store.account("acct-1").await.unwrap(), plain);
+    assert_eq!(store.account_by_thumbprint("thumb-1").await.unwrap(), plain);
+
+    store.insert_eab_key(&eab_key("kid-1", true)).await.unwrap();
+    let bound = Account {
+        provisioner: "partners".into(),
+        ..account(2)
+    };
+    assert_eq!(
+        store
+            .insert_account_with_eab(&bound, "kid-1")
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(store.account("acct-2").await.unwrap(), bound);
+
+    // Key change and deactivation keep it.
+    store
+        .change_account_key("acct-1", "thumb-1", "thumb-new", &json!({"kty": "OKP"}))
+        .await
+        .unwrap();
+    assert!(store.deactivate_account("acct-1").await.unwrap());
+    assert_eq!(
+        store.account("acct-1").await.unwrap().provisioner,
+        "internal"
+    );
+}
+
+/// The EAB key's provisioner round-trips, `None` included.
+async fn eab_key_provisioner(store: Arc<dyn Store>) {
+    let bound = EabKey {
+        provisioner: Some("partners".into()),
+        ..eab_key("kid-1", false)
+    };
+    let free = eab_key("kid-2", false);
+    store.insert_eab_key(&bound).await.unwrap();
+    store.insert_eab_key(&free).await.unwrap();
+    assert_eq!(store.eab_key("kid-1").await.unwrap(), bound);
+    assert_eq!(store.eab_key("kid-2").await.unwrap().provisioner, None);
+    assert_eq!(store.eab_keys().await.unwrap(), vec![bound.clone(), free]);
+    store
+        .insert_account_with_eab(&account(1), "kid-1")
+        .await
+        .unwrap()
+        .unwrap();
+    let key = store.account_eab_key("acct-1").await.unwrap().unwrap();
+    assert_eq!(key.provisioner.as_deref(), Some("partners"));
+}
+
+fn token_identity() -> serde_json::Value {
+    json!({
+        "provisioner": "ops",
+        "subject": "www.example.com",
+        "sans": ["www.example.com"],
+        "email": null,
+        "groups": ["web"],
+        "admin": false,
+        "token_id": "jti-1",
+        "expires_at": "2027-01-15T08:05:00Z",
+        "account_thumbprint": "thumb-1",
+    })
+}
+
+/// A challenge validated by a token keeps the token's identity; the guard on the old status
+/// holds as for `transition_challenge`.
+async fn challenge_token_identity(store: Arc<dyn Store>) {
+    let (_, authzs) = seed(&*store, "order-1").await;
+    let chall = authzs[0].challenges[0].clone();
+    assert_eq!(chall.token_identity, None);
+    let (pending, valid) = (ChallengeStatus::Pending, ChallengeStatus::Valid);
+    let identity = token_identity();
+
+    assert!(
+        store
+            .validate_challenge_with_token(&chall.id, pending, &identity, at(T0 + 60))
+            .await
+            .unwrap()
+    );
+    let expected = Challenge {
+        status: valid,
+        validated_at: Some(at(T0 + 60)),
+        token_identity: Some(identity.clone()),
+        ..chall.clone()
+    };
+    assert_eq!(store.challenge(&chall.id).await.unwrap(), expected);
+    let authz = store.authorization(&authzs[0].id).await.unwrap();
+    assert_eq!(authz.challenges[0], expected);
+    assert!(
+        store
+            .has_valid_authorization("acct-1", &authzs[0].identifier, at(T0 + 61))
+            .await
+            .unwrap()
+    );
+    // A second validation, with another identity, changes nothing.
+    let other = json!({"provisioner": "sso"});
+    assert!(
+        !store
+            .validate_challenge_with_token(&chall.id, pending, &other, at(T0 + 70))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.challenge(&chall.id).await.unwrap(), expected);
+    assert_not_found(
+        store
+            .validate_challenge_with_token("chall-missing", pending, &identity, at(T0))
+            .await,
+    );
+
+    // It loses to a transition that got there first.
+    let raced = authzs[0].challenges[2].clone();
+    let processing = ChallengeStatus::Processing;
+    assert!(
+        store
+            .transition_challenge(&raced.id, pending, processing, None, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .validate_challenge_with_token(&raced.id, pending, &identity, at(T0 + 60))
+            .await
+            .unwrap()
+    );
+    let stored = store.challenge(&raced.id).await.unwrap();
+    assert_eq!((stored.status, stored.token_identity), (processing, None));
+
+    // A challenge inserted with an identity keeps it.
+    let mut inserted = authorization("authz-tk", "acct-1", dns("tk.example.com"));
+    inserted.challenges[0].status = valid;
+    inserted.challenges[0].token_identity = Some(identity.clone());
+    store.insert_authorization(&inserted).await.unwrap();
+    assert_eq!(store.authorization("authz-tk").await.unwrap(), inserted);
+}
+
+/// Racing validations by token and by another transition: exactly one moves the challenge,
+/// and the stored identity matches the winner.
+async fn challenge_token_identity_race(store: Arc<dyn Store>) {
+    let (_, authzs) = seed(&*store, "order-1").await;
+    let id = authzs[1].challenges[0].id.clone();
+    let next = Arc::new(AtomicU32::new(0));
+    let winners = race(&store, move |store| {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        let id = id.clone();
+        async move {
+            let pending = ChallengeStatus::Pending;
+            if n.is_multiple_of(2) {
+                store
+                    .validate_challenge_with_token(&id, pending, &token_identity(), at(T0 + 1))
+                    .await
+            } else {
+                let to = ChallengeStatus::Processing;
+                store
+                    .transition_challenge(&id, pending, to, None, None)
+                    .await
+            }
+        }
+    })
+    .await;
+    assert_eq!(winners, 1);
+    let stored = store.challenge(&authzs[1].challenges[0].id).await.unwrap();
+    match stored.status {
+        ChallengeStatus::Valid => assert_eq!(stored.token_identity, Some(token_identity())),
+        ChallengeStatus::Processing => assert_eq!(stored.token_identity, None),
+        other => panic!("unexpected status {other:?}"),
+    }
+}
+
+macro_rules! provisioners_contract {
+    ($($check:ident),+ $(,)?) => {
+        mod provisioners_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Sqlite, _, _>(super::$check).await;
+                }
+            )+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn used_token_across_pools() {
+                super::used_token_across_pools::<super::Sqlite>().await;
+            }
+        }
+        mod provisioners_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Postgres, _, _>(super::$check).await;
+                }
+            )+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn used_token_across_pools() {
+                super::used_token_across_pools::<super::Postgres>().await;
+            }
+        }
+    };
+}
+
+provisioners_contract!(
+    used_tokens,
+    account_provisioner,
+    eab_key_provisioner,
+    challenge_token_identity,
+    challenge_token_identity_race,
+);
+// --- end of provisioners (issue 6) ---

@@ -8,7 +8,9 @@ use time::OffsetDateTime;
 
 use crate::authority::{random_bytes, random_id};
 use crate::cli::EabCommand;
+use crate::config::Config;
 use crate::jose::base64url;
+use crate::provisioner::DEFAULT_ACME;
 use crate::storage::{EabKey, Store, StoreError};
 
 /// HMAC key length: 64 bytes is the block-sized key of HS512 (RFC 7518 §3.2 asks for at
@@ -17,6 +19,7 @@ const HMAC_KEY_BYTES: usize = 64;
 
 pub async fn run(
     store: &dyn Store,
+    config: &Config,
     command: &EabCommand,
     now: OffsetDateTime,
 ) -> anyhow::Result<()> {
@@ -24,13 +27,17 @@ pub async fn run(
         EabCommand::Add {
             label,
             reusable,
+            provisioner,
             json,
         } => {
-            let key = add(store, label, *reusable, now).await?;
+            if let Some(name) = provisioner {
+                check_provisioner(config, name)?;
+            }
+            let key = add_for(store, label, *reusable, provisioner.as_deref(), now).await?;
             if *json {
                 println!(
                     "{}",
-                    json!({"kid": key.id, "hmac_key": base64url(&key.hmac_key), "label": key.label, "reusable": key.reusable})
+                    json!({"kid": key.id, "hmac_key": base64url(&key.hmac_key), "label": key.label, "reusable": key.reusable, "provisioner": key.provisioner})
                 );
             } else {
                 println!("kid:      {}", key.id);
@@ -66,11 +73,22 @@ pub async fn run(
     }
 }
 
-/// Creates and stores a new key with a random id and HMAC key.
+/// Creates and stores a new key with a random id and HMAC key, bound to no provisioner.
 pub async fn add(
     store: &dyn Store,
     label: &str,
     reusable: bool,
+    now: OffsetDateTime,
+) -> anyhow::Result<EabKey> {
+    add_for(store, label, reusable, None, now).await
+}
+
+/// Creates and stores a new key whose accounts get the policy of `provisioner`.
+pub async fn add_for(
+    store: &dyn Store,
+    label: &str,
+    reusable: bool,
+    provisioner: Option<&str>,
     now: OffsetDateTime,
 ) -> anyhow::Result<EabKey> {
     let key = EabKey {
@@ -81,12 +99,23 @@ pub async fn add(
         created_at: now,
         revoked_at: None,
         use_count: 0,
+        provisioner: provisioner.map(str::to_owned),
     };
     store
         .insert_eab_key(&key)
         .await
         .context("storing the EAB key")?;
     Ok(key)
+}
+
+/// A key may only name a provisioner the configuration has: the default ACME one or a
+/// `[provisioners.<name>]` table.
+fn check_provisioner(config: &Config, name: &str) -> anyhow::Result<()> {
+    if name == DEFAULT_ACME || config.provisioners.contains_key(name) {
+        Ok(())
+    } else {
+        bail!("there is no provisioner {name:?} in the configuration")
+    }
 }
 
 /// A key as JSON, without its HMAC.
@@ -98,6 +127,7 @@ fn describe(key: &EabKey) -> serde_json::Value {
         "use_count": key.use_count,
         "created_at": rfc3339(key.created_at),
         "revoked_at": key.revoked_at.map(rfc3339),
+        "provisioner": key.provisioner,
     })
 }
 
@@ -108,13 +138,23 @@ fn rfc3339(t: OffsetDateTime) -> String {
 
 /// The keys as an aligned text table, one line per key after a header.
 fn table(keys: &[EabKey]) -> String {
-    let header = ["KID", "LABEL", "REUSABLE", "USES", "CREATED", "REVOKED"].map(String::from);
-    let rows: Vec<[String; 6]> = keys
+    let header = [
+        "KID",
+        "LABEL",
+        "PROVISIONER",
+        "REUSABLE",
+        "USES",
+        "CREATED",
+        "REVOKED",
+    ]
+    .map(String::from);
+    let rows: Vec<[String; 7]> = keys
         .iter()
         .map(|k| {
             [
                 k.id.clone(),
                 k.label.clone(),
+                k.provisioner.clone().unwrap_or_else(|| "-".into()),
                 if k.reusable { "yes" } else { "no" }.into(),
                 k.use_count.to_string(),
                 rfc3339(k.created_at),
@@ -156,16 +196,18 @@ mod tests {
             created_at: at,
             revoked_at: None,
             use_count: 2,
+            provisioner: Some("ops".into()),
         }];
         let text = table(&keys);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(
-            lines[0].starts_with("KID    LABEL   REUSABLE  USES"),
+            lines[0].starts_with("KID    LABEL   PROVISIONER  REUSABLE  USES"),
             "{text}"
         );
         assert!(
-            lines[1].starts_with("kid-1  team a  yes       2     2027-01-15T08:00:00Z  -"),
+            lines[1]
+                .starts_with("kid-1  team a  ops          yes       2     2027-01-15T08:00:00Z  -"),
             "{text}"
         );
         assert!(

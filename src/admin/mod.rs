@@ -19,7 +19,7 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
         .context("opening the database")?;
     let now = crate::clock::truncate(time::OffsetDateTime::now_utc());
     match &args.command {
-        AdminCommand::Eab(command) => eab::run(&*store, command, now).await,
+        AdminCommand::Eab(command) => eab::run(&*store, &config, command, now).await,
         AdminCommand::Ari(command) => ari::run(&*store, &config, command, now).await,
     }
 }

@@ -10,6 +10,7 @@ pub mod renewal;
 pub mod revocation;
 pub mod state;
 mod tkauth;
+pub mod token;
 
 use std::sync::Arc;
 

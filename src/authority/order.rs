@@ -227,6 +227,7 @@ impl Authority {
                     status: ChallengeStatus::Pending,
                     validated_at: None,
                     error: None,
+                    token_identity: None,
                 })
                 .collect(),
             id,

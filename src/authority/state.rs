@@ -112,6 +112,7 @@ mod tests {
                     status: *s,
                     validated_at: None,
                     error: None,
+                    token_identity: None,
                 })
                 .collect(),
         }

@@ -41,6 +41,9 @@ pub struct Account {
     pub contact: Vec<String>,
     pub status: AccountStatus,
     pub created_at: OffsetDateTime,
+    /// The ACME provisioner whose directory created the account (issue 6); its policy applies
+    /// to the account's orders. [`crate::provisioner::DEFAULT_ACME`] for the default one.
+    pub provisioner: String,
 }
 
 // --- Accounts (issue 3): External Account Binding keys and the orders-list cursor ---
@@ -61,6 +64,9 @@ pub struct EabKey {
     pub revoked_at: Option<OffsetDateTime>,
     /// How many accounts it bound.
     pub use_count: u64,
+    /// The provisioner whose policy the accounts bound with this key get (issue 6); `None`:
+    /// the policy of the directory the account was created at.
+    pub provisioner: Option<String>,
 }
 
 impl std::fmt::Debug for EabKey {
@@ -73,6 +79,7 @@ impl std::fmt::Debug for EabKey {
             .field("created_at", &self.created_at)
             .field("revoked_at", &self.revoked_at)
             .field("use_count", &self.use_count)
+            .field("provisioner", &self.provisioner)
             .finish()
     }
 }
@@ -142,6 +149,9 @@ pub struct Challenge {
     pub status: ChallengeStatus,
     pub validated_at: Option<OffsetDateTime>,
     pub error: Option<Problem>,
+    /// The verified token identity (a serialised `provisioner::TokenIdentity`) that validated
+    /// a `tkauth-01` challenge (issue 6); `None` for every other challenge.
+    pub token_identity: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -170,6 +180,18 @@ pub trait Store: Send + Sync + 'static {
     async fn redeem_nonce(&self, nonce: &str, expires_at: OffsetDateTime) -> StoreResult<bool>;
     /// Deletes redeemed nonces that expired before `now`; returns how many.
     async fn prune_nonces(&self, now: OffsetDateTime) -> StoreResult<u64>;
+
+    /// Records that the token `token_id` of `provisioner` was used (issue 6). `Ok(true)` the
+    /// first time, `Ok(false)` on every later call, from any replica. `expires_at` (the
+    /// token's `exp`) lets `prune_used_tokens` forget it.
+    async fn use_token(
+        &self,
+        provisioner: &str,
+        token_id: &str,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Deletes used tokens that expired before `now`; returns how many.
+    async fn prune_used_tokens(&self, now: OffsetDateTime) -> StoreResult<u64>;
 
     /// `Conflict` if an account with the same key thumbprint exists.
     async fn insert_account(&self, account: &Account) -> StoreResult<()>;
@@ -262,6 +284,18 @@ pub trait Store: Send + Sync + 'static {
         to: ChallengeStatus,
         validated_at: Option<OffsetDateTime>,
         error: Option<&Problem>,
+    ) -> StoreResult<bool>;
+
+    /// Moves a challenge from `from` to `valid`, recording `validated_at = at` and the token
+    /// identity that validated it (`tkauth-01`), only if its status is still `from`.
+    /// `Ok(false)` if another request got there first; `NotFound` if there is no such
+    /// challenge.
+    async fn validate_challenge_with_token(
+        &self,
+        id: &str,
+        from: ChallengeStatus,
+        identity: &serde_json::Value,
+        at: OffsetDateTime,
     ) -> StoreResult<bool>;
 
     /// Marks the order as being finalized, only if it has no `processing_since`, no

@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "renewal",
         include_str!("../../migrations/postgres/0006_renewal.sql"),
     ),
+    (
+        7,
+        "provisioners",
+        include_str!("../../migrations/postgres/0007_provisioners.sql"),
+    ),
 ];
 
 /// Multi-statement reads see one snapshot, e.g. an order and its authorization list.
@@ -182,10 +187,37 @@ impl Store for PostgresStore {
         Ok(result.rows_affected())
     }
 
+    async fn use_token(
+        &self,
+        provisioner: &str,
+        token_id: &str,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        // As redeem_nonce: the primary key decides, the first insert wins.
+        let result = sqlx::query(
+            "INSERT INTO used_tokens (provisioner, token_id, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (provisioner, token_id) DO NOTHING",
+        )
+        .bind(provisioner)
+        .bind(token_id)
+        .bind(secs(expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn prune_used_tokens(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let result = sqlx::query("DELETE FROM used_tokens WHERE expires_at < $1")
+            .bind(secs(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
     async fn insert_account(&self, account: &Account) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO accounts (id, key_thumbprint, jwk, contact, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO accounts (id, key_thumbprint, jwk, contact, status, created_at, \
+             provisioner) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&account.id)
         .bind(&account.key_thumbprint)
@@ -193,6 +225,7 @@ impl Store for PostgresStore {
         .bind(to_json(&account.contact)?)
         .bind(account.status.as_str())
         .bind(secs(account.created_at))
+        .bind(&account.provisioner)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -200,7 +233,7 @@ impl Store for PostgresStore {
 
     async fn account(&self, id: &str) -> StoreResult<Account> {
         let row = sqlx::query(
-            "SELECT id, key_thumbprint, jwk, contact, status, created_at \
+            "SELECT id, key_thumbprint, jwk, contact, status, created_at, provisioner \
              FROM accounts WHERE id = $1",
         )
         .bind(id)
@@ -211,7 +244,7 @@ impl Store for PostgresStore {
 
     async fn account_by_thumbprint(&self, thumbprint: &str) -> StoreResult<Account> {
         let row = sqlx::query(
-            "SELECT id, key_thumbprint, jwk, contact, status, created_at \
+            "SELECT id, key_thumbprint, jwk, contact, status, created_at, provisioner \
              FROM accounts WHERE key_thumbprint = $1",
         )
         .bind(thumbprint)
@@ -326,7 +359,7 @@ impl Store for PostgresStore {
     async fn insert_eab_key(&self, key: &EabKey) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO eab_keys (id, hmac_key, label, reusable, created_at, revoked_at, \
-             use_count) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             use_count, provisioner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&key.id)
         .bind(crate::jose::base64url(&key.hmac_key))
@@ -335,6 +368,7 @@ impl Store for PostgresStore {
         .bind(secs(key.created_at))
         .bind(opt_secs(key.revoked_at))
         .bind(i64::try_from(key.use_count).map_err(other)?)
+        .bind(&key.provisioner)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -342,8 +376,8 @@ impl Store for PostgresStore {
 
     async fn eab_key(&self, id: &str) -> StoreResult<EabKey> {
         let row = sqlx::query(
-            "SELECT id, hmac_key, label, reusable, created_at, revoked_at, use_count \
-             FROM eab_keys WHERE id = $1",
+            "SELECT id, hmac_key, label, reusable, created_at, revoked_at, use_count, \
+             provisioner FROM eab_keys WHERE id = $1",
         )
         .bind(id)
         .fetch_one(&self.pool)
@@ -353,8 +387,8 @@ impl Store for PostgresStore {
 
     async fn eab_keys(&self) -> StoreResult<Vec<EabKey>> {
         let found = sqlx::query(
-            "SELECT id, hmac_key, label, reusable, created_at, revoked_at, use_count \
-             FROM eab_keys ORDER BY created_at, id COLLATE \"C\"",
+            "SELECT id, hmac_key, label, reusable, created_at, revoked_at, use_count, \
+             provisioner FROM eab_keys ORDER BY created_at, id COLLATE \"C\"",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -402,7 +436,7 @@ impl Store for PostgresStore {
         }
         sqlx::query(
             "INSERT INTO accounts (id, key_thumbprint, jwk, contact, status, created_at, \
-             eab_key_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             eab_key_id, provisioner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&account.id)
         .bind(&account.key_thumbprint)
@@ -411,6 +445,7 @@ impl Store for PostgresStore {
         .bind(account.status.as_str())
         .bind(secs(account.created_at))
         .bind(eab_key_id)
+        .bind(&account.provisioner)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -479,8 +514,8 @@ impl Store for PostgresStore {
         .fetch_all(&mut *tx)
         .await?;
         let challenge_rows = sqlx::query(
-            "SELECT id, authorization_id, kind, token, status, validated_at, error \
-             FROM challenges WHERE authorization_id = ANY($1) \
+            "SELECT id, authorization_id, kind, token, status, validated_at, error, \
+             token_identity FROM challenges WHERE authorization_id = ANY($1) \
              ORDER BY authorization_id, position",
         )
         .bind(ids)
@@ -500,8 +535,8 @@ impl Store for PostgresStore {
 
     async fn challenge(&self, id: &str) -> StoreResult<Challenge> {
         let row = sqlx::query(
-            "SELECT id, authorization_id, kind, token, status, validated_at, error \
-             FROM challenges WHERE id = $1",
+            "SELECT id, authorization_id, kind, token, status, validated_at, error, \
+             token_identity FROM challenges WHERE id = $1",
         )
         .bind(id)
         .fetch_one(&self.pool)
@@ -560,6 +595,34 @@ impl Store for PostgresStore {
         .bind(to.as_str())
         .bind(opt_secs(validated_at))
         .bind(opt_json(error)?)
+        .bind(id)
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let moved = result.rows_affected() == 1;
+        if !moved {
+            exists(&mut tx, "SELECT 1 FROM challenges WHERE id = $1", id).await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn validate_challenge_with_token(
+        &self,
+        id: &str,
+        from: ChallengeStatus,
+        identity: &serde_json::Value,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // Guarded on the old status, as transition_challenge.
+        let result = sqlx::query(
+            "UPDATE challenges SET status = $1, validated_at = $2, token_identity = $3, \
+             error = NULL WHERE id = $4 AND status = $5",
+        )
+        .bind(ChallengeStatus::Valid.as_str())
+        .bind(secs(at))
+        .bind(to_json(identity)?)
         .bind(id)
         .bind(from.as_str())
         .execute(&mut *tx)
@@ -869,7 +932,7 @@ async fn insert_authorization(
     for (index, challenge) in authorization.challenges.iter().enumerate() {
         sqlx::query(
             "INSERT INTO challenges (id, authorization_id, position, kind, token, status, \
-             validated_at, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             validated_at, error, token_identity) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&challenge.id)
         .bind(&authorization.id)
@@ -879,6 +942,7 @@ async fn insert_authorization(
         .bind(challenge.status.as_str())
         .bind(opt_secs(challenge.validated_at))
         .bind(opt_json(challenge.error.as_ref())?)
+        .bind(opt_json(challenge.token_identity.as_ref())?)
         .execute(&mut **tx)
         .await?;
     }

@@ -140,6 +140,7 @@ pub(crate) fn account(row: &impl Columns) -> StoreResult<Account> {
         status: AccountStatus::parse(&status)
             .ok_or_else(|| other(format!("unknown account status {status:?}")))?,
         created_at: time(row.int("created_at")?)?,
+        provisioner: row.text("provisioner")?,
     })
 }
 
@@ -158,6 +159,7 @@ pub(crate) fn eab_key(row: &impl Columns) -> StoreResult<EabKey> {
         created_at: time(row.int("created_at")?)?,
         revoked_at: opt_time(row.opt_int("revoked_at")?)?,
         use_count: u64::try_from(row.int("use_count")?).map_err(other)?,
+        provisioner: row.opt_text("provisioner")?,
     })
 }
 
@@ -226,6 +228,10 @@ pub(crate) fn challenge(row: &impl Columns) -> StoreResult<Challenge> {
             .ok_or_else(|| other(format!("unknown challenge status {status:?}")))?,
         validated_at: opt_time(row.opt_int("validated_at")?)?,
         error: from_opt_json("challenges.error", row.opt_text("error")?)?,
+        token_identity: from_opt_json(
+            "challenges.token_identity",
+            row.opt_text("token_identity")?,
+        )?,
     })
 }
 

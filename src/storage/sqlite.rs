@@ -59,6 +59,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "renewal",
         include_str!("../../migrations/sqlite/0006_renewal.sql"),
     ),
+    (
+        7,
+        "provisioners",
+        include_str!("../../migrations/sqlite/0007_provisioners.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -153,10 +158,37 @@ impl Store for SqliteStore {
         Ok(result.rows_affected())
     }
 
+    async fn use_token(
+        &self,
+        provisioner: &str,
+        token_id: &str,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        // As redeem_nonce: the primary key decides, the first insert wins.
+        let result = sqlx::query(
+            "INSERT INTO used_tokens (provisioner, token_id, expires_at) VALUES (?, ?, ?) \
+             ON CONFLICT (provisioner, token_id) DO NOTHING",
+        )
+        .bind(provisioner)
+        .bind(token_id)
+        .bind(secs(expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn prune_used_tokens(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let result = sqlx::query("DELETE FROM used_tokens WHERE expires_at < ?")
+            .bind(secs(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
     async fn insert_account(&self, account: &Account) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO accounts (id, key_thumbprint, jwk, contact, status, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO accounts (id, key_thumbprint, jwk, contact, status, created_at, \
+             provisioner) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&account.id)
         .bind(&account.key_thumbprint)
@@ -164,6 +196,7 @@ impl Store for SqliteStore {
         .bind(to_json(&account.contact)?)
         .bind(account.status.as_str())
         .bind(secs(account.created_at))
+        .bind(&account.provisioner)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -171,7 +204,7 @@ impl Store for SqliteStore {
 
     async fn account(&self, id: &str) -> StoreResult<Account> {
         let row = sqlx::query(
-            "SELECT id, key_thumbprint, jwk, contact, status, created_at \
+            "SELECT id, key_thumbprint, jwk, contact, status, created_at, provisioner \
              FROM accounts WHERE id = ?",
         )
         .bind(id)
@@ -182,7 +215,7 @@ impl Store for SqliteStore {
 
     async fn account_by_thumbprint(&self, thumbprint: &str) -> StoreResult<Account> {
         let row = sqlx::query(
-            "SELECT id, key_thumbprint, jwk, contact, status, created_at \
+            "SELECT id, key_thumbprint, jwk, contact, status, created_at, provisioner \
              FROM accounts WHERE key_thumbprint = ?",
         )
         .bind(thumbprint)
@@ -295,7 +328,7 @@ impl Store for SqliteStore {
     async fn insert_eab_key(&self, key: &EabKey) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO eab_keys (id, hmac_key, label, reusable, created_at, revoked_at, \
-             use_count) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             use_count, provisioner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&key.id)
         .bind(crate::jose::base64url(&key.hmac_key))
@@ -304,6 +337,7 @@ impl Store for SqliteStore {
         .bind(secs(key.created_at))
         .bind(opt_secs(key.revoked_at))
         .bind(i64::try_from(key.use_count).map_err(rows::other)?)
+        .bind(&key.provisioner)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -311,8 +345,8 @@ impl Store for SqliteStore {
 
     async fn eab_key(&self, id: &str) -> StoreResult<EabKey> {
         let row = sqlx::query(
-            "SELECT id, hmac_key, label, reusable, created_at, revoked_at, use_count \
-             FROM eab_keys WHERE id = ?",
+            "SELECT id, hmac_key, label, reusable, created_at, revoked_at, use_count, \
+             provisioner FROM eab_keys WHERE id = ?",
         )
         .bind(id)
         .fetch_one(&self.pool)
@@ -322,8 +356,8 @@ impl Store for SqliteStore {
 
     async fn eab_keys(&self) -> StoreResult<Vec<EabKey>> {
         let found = sqlx::query(
-            "SELECT id, hmac_key, label, reusable, created_at, revoked_at, use_count \
-             FROM eab_keys ORDER BY created_at, id",
+            "SELECT id, hmac_key, label, reusable, created_at, revoked_at, use_count, \
+             provisioner FROM eab_keys ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -370,7 +404,7 @@ impl Store for SqliteStore {
         }
         sqlx::query(
             "INSERT INTO accounts (id, key_thumbprint, jwk, contact, status, created_at, \
-             eab_key_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             eab_key_id, provisioner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&account.id)
         .bind(&account.key_thumbprint)
@@ -379,6 +413,7 @@ impl Store for SqliteStore {
         .bind(account.status.as_str())
         .bind(secs(account.created_at))
         .bind(eab_key_id)
+        .bind(&account.provisioner)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -448,8 +483,9 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         let challenge_rows = sqlx::query(
-            "SELECT id, authorization_id, kind, token, status, validated_at, error \
-             FROM challenges WHERE authorization_id IN (SELECT value FROM json_each(?)) \
+            "SELECT id, authorization_id, kind, token, status, validated_at, error, \
+             token_identity FROM challenges \
+             WHERE authorization_id IN (SELECT value FROM json_each(?)) \
              ORDER BY authorization_id, position",
         )
         .bind(&ids_json)
@@ -469,8 +505,8 @@ impl Store for SqliteStore {
 
     async fn challenge(&self, id: &str) -> StoreResult<Challenge> {
         let row = sqlx::query(
-            "SELECT id, authorization_id, kind, token, status, validated_at, error \
-             FROM challenges WHERE id = ?",
+            "SELECT id, authorization_id, kind, token, status, validated_at, error, \
+             token_identity FROM challenges WHERE id = ?",
         )
         .bind(id)
         .fetch_one(&self.pool)
@@ -528,6 +564,34 @@ impl Store for SqliteStore {
         .bind(to.as_str())
         .bind(opt_secs(validated_at))
         .bind(opt_json(error)?)
+        .bind(id)
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let moved = result.rows_affected() == 1;
+        if !moved {
+            exists(&mut tx, "SELECT 1 FROM challenges WHERE id = ?", id).await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn validate_challenge_with_token(
+        &self,
+        id: &str,
+        from: ChallengeStatus,
+        identity: &serde_json::Value,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        // Guarded on the old status, as transition_challenge.
+        let result = sqlx::query(
+            "UPDATE challenges SET status = ?, validated_at = ?, token_identity = ?, \
+             error = NULL WHERE id = ? AND status = ?",
+        )
+        .bind(ChallengeStatus::Valid.as_str())
+        .bind(secs(at))
+        .bind(to_json(identity)?)
         .bind(id)
         .bind(from.as_str())
         .execute(&mut *tx)
@@ -837,7 +901,7 @@ async fn insert_authorization(
     for (position, challenge) in authorization.challenges.iter().enumerate() {
         sqlx::query(
             "INSERT INTO challenges (id, authorization_id, position, kind, token, status, \
-             validated_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             validated_at, error, token_identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&challenge.id)
         .bind(&authorization.id)
@@ -847,6 +911,7 @@ async fn insert_authorization(
         .bind(challenge.status.as_str())
         .bind(opt_secs(challenge.validated_at))
         .bind(opt_json(challenge.error.as_ref())?)
+        .bind(opt_json(challenge.token_identity.as_ref())?)
         .execute(&mut **tx)
         .await?;
     }
