@@ -125,7 +125,7 @@ impl Pbes2 {
 
     /// RFC 3394 key unwrap with the derived key; a failed integrity check is a wrong password.
     fn unwrap_key(self, kek: &[u8], wrapped: &[u8]) -> Result<Vec<u8>, JweError> {
-        if wrapped.len() < 3 * KW_BLOCK || wrapped.len() % KW_BLOCK != 0 {
+        if wrapped.len() < 3 * KW_BLOCK || !wrapped.len().is_multiple_of(KW_BLOCK) {
             return Err(JweError::Malformed(format!(
                 "the JWE encrypted key has {} bytes; AES Key Wrap gives a multiple of 8, at least 24",
                 wrapped.len()
@@ -480,7 +480,10 @@ mod tests {
         ];
         let wrapped =
             base64url_decode("TrqXOwuNUfDV9VPTNbyGvEJ9JMjefAVn-TR1uIxR9p6hsRQh9Tk7BA").expect("ek");
-        assert_eq!(Pbes2::Hs256A128Kw.unwrap_key(&kek, &wrapped), Ok(cek.to_vec()));
+        assert_eq!(
+            Pbes2::Hs256A128Kw.unwrap_key(&kek, &wrapped),
+            Ok(cek.to_vec())
+        );
         assert_eq!(Pbes2::Hs256A128Kw.wrap_key(&kek, &cek), wrapped);
         // Another password derives another key, whose unwrap fails its integrity check.
         let other = Pbes2::Hs256A128Kw.derive_kek(b"not the password", &salt_input, iterations);
@@ -576,24 +579,29 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let jwe = encrypt(b"{\"kty\":\"EC\"}", b"hunter2", Some("jwk+json"), MIN_ITERATIONS);
+        let jwe = encrypt(
+            b"{\"kty\":\"EC\"}",
+            b"hunter2",
+            Some("jwk+json"),
+            MIN_ITERATIONS,
+        );
         let parsed = Pbes2Jwe::parse(&jwe).expect("parses");
         assert_eq!(parsed.alg, Pbes2::Hs256A128Kw);
         assert_eq!(parsed.enc, ContentEncryption::A256Gcm);
         assert_eq!(parsed.iterations.get(), MIN_ITERATIONS);
         assert_eq!(parsed.salt_input.len(), SALT_LEN);
         assert_eq!(parsed.content_type.as_deref(), Some("jwk+json"));
-        assert_eq!(
-            decrypt(&jwe, b"hunter2"),
-            Ok(b"{\"kty\":\"EC\"}".to_vec())
-        );
+        assert_eq!(decrypt(&jwe, b"hunter2"), Ok(b"{\"kty\":\"EC\"}".to_vec()));
         assert_eq!(decrypt(&jwe, b"hunter3"), Err(JweError::WrongPassword));
         assert_eq!(
             JweError::WrongPassword.to_string(),
             "the password does not decrypt the key"
         );
         // Two encryptions of the same text differ (fresh salt, key and IV).
-        assert_ne!(jwe, encrypt(b"{\"kty\":\"EC\"}", b"hunter2", None, MIN_ITERATIONS));
+        assert_ne!(
+            jwe,
+            encrypt(b"{\"kty\":\"EC\"}", b"hunter2", None, MIN_ITERATIONS)
+        );
     }
 
     #[test]
@@ -641,8 +649,16 @@ mod tests {
         };
         let cases: Vec<(&str, String, &str)> = vec![
             ("four parts", "a.b.c.d".into(), "five base64url parts"),
-            ("header not base64url", format!("***.{rest}"), "not base64url"),
-            ("header not an object", with(json!([1])), "not a JSON object"),
+            (
+                "header not base64url",
+                format!("***.{rest}"),
+                "not base64url",
+            ),
+            (
+                "header not an object",
+                with(json!([1])),
+                "not a JSON object",
+            ),
             (
                 "direct key agreement",
                 edit(&|h| h["alg"] = json!("dir")),
@@ -673,14 +689,22 @@ mod tests {
                 edit(&|h| h["p2s"] = json!(base64url(&[1; 7]))),
                 "7 bytes",
             ),
-            ("p2c too small", edit(&|h| h["p2c"] = json!(999)), "p2c is 999"),
+            (
+                "p2c too small",
+                edit(&|h| h["p2c"] = json!(999)),
+                "p2c is 999",
+            ),
             (
                 "p2c too large",
                 edit(&|h| h["p2c"] = json!(10_000_001)),
                 "p2c is 10000001",
             ),
             ("p2c negative", edit(&|h| h["p2c"] = json!(-1)), "no p2c"),
-            ("p2c a string", edit(&|h| h["p2c"] = json!("4096")), "no p2c"),
+            (
+                "p2c a string",
+                edit(&|h| h["p2c"] = json!("4096")),
+                "no p2c",
+            ),
         ];
         for (name, jwe, fragment) in cases {
             match Pbes2Jwe::parse(&jwe) {

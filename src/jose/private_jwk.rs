@@ -59,13 +59,15 @@ impl SigningKey {
         }
         let jwk = Jwk::parse(&Value::Object(public))?;
         let member = |name: &str| {
-            let text = private.get(name).and_then(Value::as_str).unwrap_or_default();
+            let text = private
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             base64url_decode(text)
                 .map_err(|_| JoseError::BadKey(format!("the JWK member {name:?} is not base64url")))
         };
-        let mismatch = |_| {
-            JoseError::BadKey("the private key does not match the JWK's public members".into())
-        };
+        let mismatch =
+            |_| JoseError::BadKey("the private key does not match the JWK's public members".into());
         let d = member("d")?;
         match &jwk {
             Jwk::Ec { crv, x, y } => {
@@ -174,7 +176,10 @@ fn rsa_private_integers(pkcs8: &[u8]) -> Option<Vec<&[u8]>> {
     let mut integers = Vec::with_capacity(9);
     while !rest.is_empty() {
         let (integer, next) = expect_tag(rest, INTEGER)?;
-        let first_nonzero = integer.iter().position(|b| *b != 0).unwrap_or(integer.len());
+        let first_nonzero = integer
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(integer.len());
         integers.push(&integer[first_nonzero..]);
         rest = next;
     }
@@ -227,7 +232,11 @@ mod tests {
             assert_eq!(loaded.alg(), alg);
             assert_eq!(loaded.jwk(), key.jwk(), "{alg}");
             let signature = loaded.sign(b"message");
-            assert_eq!(key.jwk().verify(alg, b"message", &signature), Ok(()), "{alg}");
+            assert_eq!(
+                key.jwk().verify(alg, b"message", &signature),
+                Ok(()),
+                "{alg}"
+            );
             // The public part alone is refused as a private key, and the private JWK is
             // refused as a public one.
             let public = serde_json::to_value(key.jwk()).expect("json");
@@ -297,7 +306,11 @@ mod tests {
                 "does not match",
             ),
             ("short d", with(&p256, "d", json!("AAAA")), "needs 32"),
-            ("d not base64url", with(&p256, "d", json!("A+A=")), "not base64url"),
+            (
+                "d not base64url",
+                with(&p256, "d", json!("A+A=")),
+                "not base64url",
+            ),
             ("d not a string", with(&p256, "d", json!(1)), "not a string"),
             ("ed25519 short d", with(&ed, "d", json!("AAAA")), "needs 32"),
             (
@@ -311,7 +324,11 @@ mod tests {
                 with(&rsa, "qi", rsa["dp"].clone()),
                 "does not match",
             ),
-            ("rsa multi-prime", with(&rsa, "oth", json!([])), "multi-prime"),
+            (
+                "rsa multi-prime",
+                with(&rsa, "oth", json!([])),
+                "multi-prime",
+            ),
             (
                 "p-521",
                 with(&p256, "crv", json!("P-521")),

@@ -480,7 +480,7 @@ impl Provisioners {
 }
 
 /// Provisioner names become URL path segments: lower-case letters, digits, `-` and `_`.
-fn check_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
