@@ -46,7 +46,109 @@ pub enum Command {
     /// Keep certificates fresh: the renewal agent (ACME client), from cron or as a daemon.
     #[command(long_about = RENEW_ABOUT)]
     Renew(RenewArgs),
+    /// Provisioner keys: `jwk-create` makes a JWK provisioner's key pair.
+    #[command(subcommand)]
+    Provisioner(ProvisionerCommand),
+    /// Mint a one-time token (a JWT) for a JWK provisioner; prints it on stdout.
+    #[command(long_about = TOKEN_ABOUT)]
+    Token(TokenArgs),
 }
+
+// --- `mayfly provisioner` and `mayfly token` (issue 6: JWK provisioners) ---
+
+#[derive(Debug, Subcommand)]
+pub enum ProvisionerCommand {
+    /// Generate a JWK provisioner key: writes the public JWK and the private JWK encrypted
+    /// with a password (a PBES2 JWE, as step-ca stores it), and prints the configuration.
+    JwkCreate(JwkCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JwkCreateArgs {
+    /// The provisioner's name (the [provisioners.<name>] table, and the tokens' iss).
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// The key type.
+    #[arg(long, value_enum, default_value = "p256")]
+    pub key_type: JwkKeyType,
+    /// Where to write the public JWK (for key_file).
+    #[arg(long, value_name = "FILE")]
+    pub public_out: PathBuf,
+    /// Where to write the encrypted private key (for encrypted_key_file), mode 0600.
+    #[arg(long, value_name = "FILE")]
+    pub encrypted_out: PathBuf,
+    /// A file holding the password that encrypts the private key (trailing whitespace is
+    /// ignored, as step does).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: PathBuf,
+    /// Overwrite the output files if they exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The key types of a JWK provisioner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum JwkKeyType {
+    /// ECDSA P-256 (ES256), as step-ca's default.
+    #[value(name = "p256")]
+    P256,
+    /// ECDSA P-384 (ES384).
+    #[value(name = "p384")]
+    P384,
+    /// Ed25519 (EdDSA).
+    #[value(name = "ed25519")]
+    Ed25519,
+    /// RSA 2048 (RS256).
+    #[value(name = "rsa2048")]
+    Rsa2048,
+}
+
+const TOKEN_ABOUT: &str = "Mint a one-time token (a JWT) for a JWK provisioner; prints it on \
+    stdout and nothing else.\n\n\
+    Sign with the provisioner's encrypted key from the configuration (--password-file, with \
+    --config as for `serve`), or with a private JWK file (--key). The token carries iss (the \
+    provisioner), sub, sans, aud, iat, nbf, exp, a random jti, groups, and cnf.jkt when \
+    --account-thumbprint binds it to an ACME account key.";
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("signing_key").required(true).args(["key", "password_file"]))]
+pub struct TokenArgs {
+    /// The JWK provisioner's name (the token's iss).
+    #[arg(long, value_name = "NAME")]
+    pub provisioner: String,
+    /// A name the token allows (repeat for more).
+    #[arg(long = "san", value_name = "NAME", required = true)]
+    pub sans: Vec<String>,
+    /// The token's sub; default: the first --san.
+    #[arg(long, value_name = "SUBJECT")]
+    pub subject: Option<String>,
+    /// The token's aud; default: <--ca-url or the configured base URL>/v1/sign.
+    #[arg(long, value_name = "URL")]
+    pub audience: Option<String>,
+    /// The CA's base URL, for the default audience.
+    #[arg(long, value_name = "URL")]
+    pub ca_url: Option<String>,
+    /// How long the token lives (exp - nbf); the provisioner's max_token_lifetime caps it.
+    #[arg(long, value_name = "DURATION", value_parser = HumanDuration::parse, default_value = "5m")]
+    pub lifetime: HumanDuration,
+    /// Bind the token to this ACME account key (RFC 7638 thumbprint), as cnf.jkt.
+    #[arg(long, value_name = "THUMBPRINT")]
+    pub account_thumbprint: Option<String>,
+    /// A group for the server_group validator (repeat for more).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// A private JWK file to sign with (its kid, or its thumbprint, names it).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Decrypt the provisioner's encrypted_key with the password in this file.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// TOML configuration file (as for `serve`).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+// --- end of `mayfly provisioner` and `mayfly token` ---
 
 // --- `mayfly renew` (issue 8: the renewal agent) ---
 

@@ -4,7 +4,7 @@
 //! Data flows one way: `api` → `authority` → {`validation`, `issuer`} and `storage`.
 //!
 //! - [`acme`]: RFC 8555 vocabulary as pure types (problems, identifiers, statuses, resources).
-//! - [`jose`]: flattened JWS verification, JWKs, thumbprints, key authorizations.
+//! - [`jose`]: flattened JWS verification, JWKs, thumbprints, key authorizations, PBES2 JWE.
 //! - [`api`]: axum routes and extractors; turns HTTP into verified calls and errors into
 //!   problem documents. No business rules.
 //! - [`authority`]: the use cases and state transitions; the only writer to storage.

@@ -93,6 +93,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 std::process::exit(mayfly::renew::EXIT_HOOK_FAILED)
             }
         },
+        Command::Provisioner(command) => {
+            print!(
+                "{}",
+                mayfly::provisioner::jwk::tool::run_provisioner(&command)?
+            );
+            Ok(())
+        }
+        Command::Token(args) => {
+            let now = time::OffsetDateTime::now_utc();
+            println!("{}", mayfly::provisioner::jwk::tool::run_token(&args, now)?);
+            Ok(())
+        }
         Command::CheckConfig { file } => {
             let config = Config::load(Some(&file), figment::Figment::new())?;
             println!("{} is valid", file.display());

@@ -8,11 +8,16 @@
 //! - [`signer`]: [`SigningKey`] and [`sign_jws`], the client side.
 //! - [`jwt`]: compact JWTs: provisioner one-time tokens and OIDC ID tokens.
 //! - [`eab`]: External Account Binding (RFC 8555 §7.3.4), HS256/HS384/HS512.
+//! - [`jwe`]: password-based compact JWE (PBES2, AES-GCM), how a JWK provisioner's private key
+//!   is stored; `private_jwk` reads and writes private keys as JWKs
+//!   ([`SigningKey::from_private_jwk`], [`SigningKey::private_jwk`]).
 
 pub mod eab;
+pub mod jwe;
 mod jwk;
 mod jws;
 pub mod jwt;
+mod private_jwk;
 mod signer;
 mod spki;
 

@@ -493,7 +493,7 @@ pub fn is_reserved_name(name: &str) -> bool {
 }
 
 /// Provisioner names become URL path segments: lower-case letters, digits, `-` and `_`.
-fn check_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
