@@ -1,7 +1,7 @@
 //! newAccount and the account resource (RFC 8555 §7.3): creation (with External Account
 //! Binding, §7.3.4), update (§7.3.2) and deactivation (§7.3.6).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -9,7 +9,7 @@ use crate::acme::Problem;
 use crate::acme::resources::{AccountResource, AccountUpdateRequest, NewAccountRequest};
 use crate::app::AppState;
 
-use super::context::Acme;
+use super::context::{Acme, ResourceId};
 use crate::authority::account::{AccountOutcome, Binding};
 use crate::jose::ParsedEab;
 use crate::storage::Account;
@@ -57,7 +57,7 @@ pub async fn new_account(
 pub async fn account(
     State(state): State<AppState>,
     acme: Acme,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     request: AccountPost<Payload>,
 ) -> Result<Response, ApiError> {
     let app = &state.0;

@@ -1,6 +1,6 @@
 //! The authorization resource (RFC 8555 §7.5).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -9,7 +9,7 @@ use crate::acme::identifier::IdentifierJson;
 use crate::acme::resources::AuthorizationResource;
 use crate::app::AppState;
 
-use super::context::Acme;
+use super::context::{Acme, ResourceId};
 use crate::authority::order::AuthorizationView;
 
 use super::error::ApiError;
@@ -18,7 +18,7 @@ use super::extract::{AccountPost, Payload};
 pub async fn authorization(
     State(state): State<AppState>,
     acme: Acme,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     request: AccountPost<Payload>,
 ) -> Result<Response, ApiError> {
     let app = &state.0;

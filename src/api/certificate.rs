@@ -1,17 +1,19 @@
 //! Certificate download (RFC 8555 §7.4.2).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
+
+use super::context::ResourceId;
 
 use super::error::ApiError;
 use super::extract::PostAsGet;
 
 pub async fn certificate(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     request: PostAsGet,
 ) -> Result<Response, ApiError> {
     let app = &state.0;

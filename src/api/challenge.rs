@@ -1,17 +1,17 @@
 //! The challenge resource (RFC 8555 §7.5.1): POST `{}` to start validation, POST-as-GET to
 //! read it.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
+use crate::acme::resources::ChallengeResource;
 use crate::acme::{ChallengeStatus, Problem};
+use crate::app::AppState;
 use crate::authority::challenge::ChallengeAnswer;
 use crate::validation::ChallengeType;
-use crate::acme::resources::ChallengeResource;
-use crate::app::AppState;
 
-use super::context::Acme;
+use super::context::{Acme, ResourceId};
 use crate::storage::Challenge;
 
 use super::error::ApiError;
@@ -20,7 +20,7 @@ use super::extract::{AccountPost, Payload};
 pub async fn challenge(
     State(state): State<AppState>,
     acme: Acme,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     request: AccountPost<Payload>,
 ) -> Result<Response, ApiError> {
     let app = &state.0;
@@ -30,24 +30,20 @@ pub async fn challenge(
         // RFC 9447 §3: a tkauth-01 answer carries the token, as `atc` (its tkauth-type);
         // `tkauth` is accepted too.
         Payload::Json(value) => {
-            let answer = ChallengeAnswer {
-                token: ["atc", "tkauth"]
-                    .iter()
-                    .find_map(|field| value.get(*field))
-                    .map(|token| {
-                        token.as_str().map(str::to_owned).ok_or_else(|| {
-                            Problem::malformed("the tkauth-01 token must be a string")
-                        })
-                    })
-                    .transpose()?,
+            let token = match ["atc", "tkauth"].iter().find_map(|f| value.get(*f)) {
+                None => None,
+                Some(serde_json::Value::String(token)) => Some(token.clone()),
+                Some(_) => {
+                    return Err(Problem::malformed("the tkauth-01 token must be a string").into());
+                }
             };
+            let answer = ChallengeAnswer { token };
             app.authority
                 .respond_to_challenge(&request.account, &id, answer)
                 .await?
         }
     };
-    let mut response =
-        super::json_response(StatusCode::OK, None, &resource(&acme, &challenge));
+    let mut response = super::json_response(StatusCode::OK, None, &resource(&acme, &challenge));
     let headers = response.headers_mut();
     let up = format!(
         "<{}>;rel=\"up\"",

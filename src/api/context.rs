@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -75,5 +75,24 @@ impl Acme {
     /// The provisioner's name.
     pub fn name(&self) -> &str {
         &self.provisioner.name
+    }
+}
+
+/// The `{id}` of a resource URL. Under `/acme/<name>/` the path has a second parameter (the
+/// provisioner), so a plain `Path<String>` does not fit every route.
+pub struct ResourceId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ResourceId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::from(Problem::not_found("no such resource")))?;
+        params
+            .iter()
+            .find(|(name, _)| *name == "id")
+            .map(|(_, value)| ResourceId(value.to_owned()))
+            .ok_or_else(|| ApiError::from(Problem::not_found("no such resource")))
     }
 }

@@ -144,13 +144,15 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
         .with_status(415)
         .into());
     }
+    // Nested routers see their own part of the path; the JWS names the whole URL.
+    let uri = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| req.uri().clone(), |original| original.0.clone());
     let request_url = format!(
         "{}{}",
         app.links.base(),
-        req.uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
+        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
     );
     let body: Bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
         .await

@@ -1,6 +1,6 @@
 //! newOrder, the order resource and finalize (RFC 8555 §7.4).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
@@ -9,7 +9,7 @@ use crate::acme::identifier::IdentifierJson;
 use crate::acme::resources::{FinalizeRequest, NewOrderRequest, OrderResource};
 use crate::app::AppState;
 
-use super::context::Acme;
+use super::context::{Acme, ResourceId};
 use crate::authority::order::OrderView;
 
 use super::error::ApiError;
@@ -32,7 +32,7 @@ pub async fn new_order(
 pub async fn order(
     State(state): State<AppState>,
     acme: Acme,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     request: PostAsGet,
 ) -> Result<Response, ApiError> {
     let app = &state.0;
@@ -43,7 +43,7 @@ pub async fn order(
 pub async fn finalize(
     State(state): State<AppState>,
     acme: Acme,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     request: AccountPost<FinalizeRequest>,
 ) -> Result<Response, ApiError> {
     let app = &state.0;

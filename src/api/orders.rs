@@ -3,7 +3,7 @@
 //! is `invalid` are left out, as the RFC advises, so a page can be shorter than the page
 //! size while a next page exists.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use time::OffsetDateTime;
@@ -12,7 +12,7 @@ use crate::acme::Problem;
 use crate::acme::resources::OrdersList;
 use crate::app::AppState;
 
-use super::context::Acme;
+use super::context::{Acme, ResourceId};
 use crate::storage::OrderCursor;
 
 use super::error::ApiError;
@@ -21,7 +21,7 @@ use super::extract::PostAsGet;
 pub async fn orders(
     State(state): State<AppState>,
     acme: Acme,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     RawQuery(query): RawQuery,
     request: PostAsGet,
 ) -> Result<Response, ApiError> {

@@ -1,19 +1,21 @@
 //! renewalInfo (RFC 9773 §4): the suggested renewal window of a certificate, named by its ARI
 //! id in the path. A plain GET, as the RFC defines it; POST-as-GET is accepted too.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use crate::acme::resources::{RenewalInfoResource, SuggestedWindowResource};
 use crate::app::AppState;
 
+use super::context::ResourceId;
+
 use super::error::ApiError;
 use super::extract::PostAsGet;
 
 pub async fn renewal_info(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Result<Response, ApiError> {
     respond(&state, &id).await
 }
@@ -22,7 +24,7 @@ pub async fn renewal_info(
 /// window of a certificate is not a secret (RFC 9773 §4 needs no authentication at all).
 pub async fn renewal_info_post(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     _request: PostAsGet,
 ) -> Result<Response, ApiError> {
     respond(&state, &id).await

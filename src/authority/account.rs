@@ -126,7 +126,6 @@ impl Authority {
             contact,
             status: AccountStatus::Valid,
             created_at: self.now(),
-            provisioner: crate::provisioner::DEFAULT_ACME.to_owned(),
         };
         let inserted = match &eab_key {
             None => self.store.insert_account(&account).await,

@@ -6,7 +6,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
-use crate::provisioner::ProvisionerPolicy;
 use crate::acme::{Identifier, OrderStatus, Problem, ProblemType};
 use crate::issuer::csr::{CsrError, ParsedCsr};
 use crate::issuer::{IssuanceRequest, IssuerError, LeafCommonName, LeafProfile};
@@ -15,6 +14,7 @@ use crate::policy::fixups::RequestTemplate;
 use crate::policy::validators::refusal::common_name_identifier;
 use crate::policy::validators::{CsrFacts, Requester};
 use crate::policy::{self, Profile, Validity};
+use crate::provisioner::ProvisionerPolicy;
 use crate::storage::{Account, Certificate, Order, StoreError};
 
 use super::order::OrderView;
@@ -30,7 +30,9 @@ fn with_token_groups(requester: &Requester, view: &OrderView) -> Requester {
         .flat_map(|a| &a.challenges)
         .filter(|c| c.status == crate::acme::ChallengeStatus::Valid)
         .filter_map(|c| c.token_identity.as_ref())
-        .filter_map(|v| serde_json::from_value::<crate::provisioner::TokenIdentity>(v.clone()).ok());
+        .filter_map(|v| {
+            serde_json::from_value::<crate::provisioner::TokenIdentity>(v.clone()).ok()
+        });
     for identity in identities {
         for group in identity.groups {
             if !requester.groups.contains(&group) {
@@ -61,8 +63,7 @@ impl Authority {
         let now = self.now();
         let policy = self.policy(&account.provisioner);
         let (profile_name, profile) = self.order_profile(&view.order)?;
-        let validity =
-            self.issuance_validity(&policy, &view.order, profile_name, profile, now)?;
+        let validity = self.issuance_validity(&policy, &view.order, profile_name, profile, now)?;
         let requester = with_token_groups(requester, &view);
         let leaf = self.apply_chain(&policy, &view.order, &csr, profile, &requester)?;
         let request = IssuanceRequest {

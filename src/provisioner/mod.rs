@@ -594,9 +594,10 @@ mod tests {
 
     #[test]
     fn a_static_provisioner_needs_a_real_secret() {
-        let error = load("[provisioners.dev]\ntype = \"static\"\nuser = \"dev\"\nsecret = \"short\"\n")
-            .err()
-            .expect("refused");
+        let error =
+            load("[provisioners.dev]\ntype = \"static\"\nuser = \"dev\"\nsecret = \"short\"\n")
+                .err()
+                .expect("refused");
         assert!(error.contains("provisioners.dev"), "{error}");
         assert!(
             load("[provisioners.dev]\ntype = \"static\"\nuser = \"dev\"\nsecret = \"sixteen-chars-ok\"\n")
