@@ -490,3 +490,49 @@ group_prefixes = { nv = "nova-team" }
         .expect_problem(403, "unauthorized");
     assert!(problem.to_string().contains("server_group"), "{problem}");
 }
+
+#[tokio::test]
+async fn an_eab_key_tied_to_a_provisioner_binds_accounts_at_its_directory_only() {
+    use mayfly::jose::eab::{MacAlgorithm, sign_eab};
+    let s = setup("").await;
+    let store = mayfly::storage::connect(&s.ca.database_url(), 1)
+        .await
+        .unwrap();
+    let eab = mayfly::admin::eab::add_for(&*store, "team", true, Some("teams"), s.ca.now())
+        .await
+        .unwrap();
+    let bind = |path: &str, key: &SigningKey| {
+        let binding = sign_eab(
+            MacAlgorithm::Hs256,
+            &eab.id,
+            &eab.hmac_key,
+            &url(path),
+            &key.jwk(),
+        );
+        json!({ "externalAccountBinding": binding })
+    };
+    let key = SigningKey::generate_p256();
+    let reply = s
+        .ca
+        .post(
+            &key,
+            KeyRef::Jwk,
+            "/acme/new-account",
+            Some(&bind("/acme/new-account", &key)),
+        )
+        .await;
+    let problem = reply.expect_problem(403, "unauthorized");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{BASE}{TEAMS}/directory")),
+        "{problem}"
+    );
+    let path = format!("{TEAMS}/new-account");
+    let reply = s
+        .ca
+        .post(&key, KeyRef::Jwk, &path, Some(&bind(&path, &key)))
+        .await;
+    reply.expect_json(StatusCode::CREATED);
+}

@@ -108,13 +108,17 @@ pub async fn add_for(
     Ok(key)
 }
 
-/// A key may only name a provisioner the configuration has: the default ACME one or a
-/// `[provisioners.<name>]` table.
+/// A key may only name an ACME provisioner the configuration has: the default one or a
+/// `[provisioners.<name>]` table with `type = "acme"`. Its accounts belong to that directory
+/// and get its policy.
 fn check_provisioner(config: &Config, name: &str) -> anyhow::Result<()> {
-    if name == DEFAULT_ACME || config.provisioners.contains_key(name) {
-        Ok(())
-    } else {
-        bail!("there is no provisioner {name:?} in the configuration")
+    match config.provisioners.get(name) {
+        _ if name == DEFAULT_ACME => Ok(()),
+        Some(crate::provisioner::ProvisionerConfig::Acme(_)) => Ok(()),
+        Some(_) => bail!(
+            "provisioner {name:?} is not an ACME provisioner; an EAB key binds accounts at an ACME directory"
+        ),
+        None => bail!("there is no provisioner {name:?} in the configuration"),
     }
 }
 
