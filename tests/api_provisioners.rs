@@ -512,9 +512,8 @@ async fn an_eab_key_tied_to_a_provisioner_binds_accounts_at_its_directory_only()
         json!({ "externalAccountBinding": binding })
     };
     let key = SigningKey::generate_p256();
-    let reply = s
-        .ca
-        .post(
+    let reply =
+        s.ca.post(
             &key,
             KeyRef::Jwk,
             "/acme/new-account",
@@ -530,9 +529,8 @@ async fn an_eab_key_tied_to_a_provisioner_binds_accounts_at_its_directory_only()
         "{problem}"
     );
     let path = format!("{TEAMS}/new-account");
-    let reply = s
-        .ca
-        .post(&key, KeyRef::Jwk, &path, Some(&bind(&path, &key)))
-        .await;
+    let reply =
+        s.ca.post(&key, KeyRef::Jwk, &path, Some(&bind(&path, &key)))
+            .await;
     reply.expect_json(StatusCode::CREATED);
 }

@@ -18,7 +18,9 @@ const NAME: &str = "tkauth.example.com";
 async fn cli(args: &[&str]) -> String {
     let mut command = mayfly::command();
     command.args(args);
-    let output = mayfly::run(command, CLI_TIMEOUT).await.expect("mayfly runs");
+    let output = mayfly::run(command, CLI_TIMEOUT)
+        .await
+        .expect("mayfly runs");
     assert!(
         output.status.success(),
         "mayfly {args:?} failed: {}",
@@ -83,13 +85,25 @@ encrypted_key_file = "{}"
     let http = acme_tests::https::client_trusting(&server.root_ca()).expect("a client");
 
     let mut client = AcmeClient::new(http.clone(), vec![base.clone()]).with_provisioner("teams");
-    client.new_account().await.expect("newAccount at /acme/teams");
+    client
+        .new_account()
+        .await
+        .expect("newAccount at /acme/teams");
     let (order_path, order) = client.new_order(&[NAME]).await.expect("newOrder");
-    let authz_url = order["authorizations"][0].as_str().expect("an authorization");
+    let authz_url = order["authorizations"][0]
+        .as_str()
+        .expect("an authorization");
     let authz_path = client.path_from(authz_url, 0).expect("a path");
-    let (authz, _) = client.get_json(&authz_path).await.expect("the authorization");
+    let (authz, _) = client
+        .get_json(&authz_path)
+        .await
+        .expect("the authorization");
     let challenges = authz["challenges"].as_array().expect("challenges");
-    assert_eq!(challenges.len(), 1, "token_only offers tkauth-01 alone: {authz}");
+    assert_eq!(
+        challenges.len(),
+        1,
+        "token_only offers tkauth-01 alone: {authz}"
+    );
     assert_eq!(challenges[0]["type"], "tkauth-01");
     assert_eq!(challenges[0]["tkauth-type"], "atc");
 

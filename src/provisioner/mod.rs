@@ -452,23 +452,36 @@ impl Provisioners {
     ) -> Result<TokenIdentity, TokenError> {
         let jwt = crate::jose::UnverifiedJwt::parse(token)
             .map_err(|e| TokenError::new(TokenErrorKind::Malformed, e.to_string()))?;
-        let candidates = self
+        let candidates: Vec<&TokenProvisioner> = self
             .tokens
             .values()
-            .filter(|p| allowed.is_none_or(|a| a.iter().any(|n| n == p.name())));
+            .filter(|p| allowed.is_none_or(|a| a.iter().any(|n| n == p.name())))
+            .collect();
         let iss = jwt.str_claim("iss").unwrap_or_default().to_owned();
         let auds: Vec<String> = jwt.audiences().into_iter().map(str::to_owned).collect();
-        let mut chosen = None;
-        for p in candidates {
-            let matches = match p {
-                TokenProvisioner::Jwk(p) => p.name() == iss,
-                TokenProvisioner::Oidc(p) => auds.iter().any(|a| a == p.client_id()),
-            };
-            if matches {
-                chosen = Some(p);
-                break;
-            }
-        }
+        // A JWK provisioner by its name in `iss`; an OIDC one by its client id in `aud`, or,
+        // when there is one OIDC provisioner here, that one, so that its own checks say what
+        // is wrong (a wrong `aud` is `badAudience`, not an unknown provisioner).
+        let oidc: Vec<&TokenProvisioner> = candidates
+            .iter()
+            .copied()
+            .filter(|p| matches!(p, TokenProvisioner::Oidc(_)))
+            .collect();
+        let chosen = candidates
+            .iter()
+            .copied()
+            .find(|p| matches!(p, TokenProvisioner::Jwk(j) if j.name() == iss))
+            .or_else(|| {
+                oidc.iter().copied().find(
+                    |p| matches!(p, TokenProvisioner::Oidc(o) if auds.iter().any(|a| a == o.client_id())),
+                )
+            })
+            .or_else(|| {
+                let is_jwk_name = candidates
+                    .iter()
+                    .any(|p| matches!(p, TokenProvisioner::Jwk(_)) && p.name() == iss);
+                (oidc.len() == 1 && !is_jwk_name).then(|| oidc[0])
+            });
         match chosen {
             Some(TokenProvisioner::Jwk(p)) => p.verify(&jwt, token, audiences, now),
             Some(TokenProvisioner::Oidc(p)) => p.verify(&jwt, token, now).await,
