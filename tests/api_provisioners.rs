@@ -21,6 +21,10 @@ struct Setup {
 const TEAMS: &str = "/acme/teams";
 
 async fn setup(extra: &str) -> Setup {
+    setup_with(extra, |_| {}).await
+}
+
+async fn setup_with(extra: &str, change: impl FnOnce(&mut Config)) -> Setup {
     let ops_key = SigningKey::generate_p256();
     let public = ops_key.jwk();
     let toml = format!(
@@ -55,7 +59,8 @@ key = '{other}'
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mayfly.toml");
     std::fs::write(&path, toml).unwrap();
-    let config = Config::load(Some(&path), figment::Figment::new()).expect("the config loads");
+    let mut config = Config::load(Some(&path), figment::Figment::new()).expect("the config loads");
+    change(&mut config);
     Setup {
         ca: TestCa::with_config(config).await,
         ops_key,
@@ -533,4 +538,49 @@ async fn an_eab_key_tied_to_a_provisioner_binds_accounts_at_its_directory_only()
         s.ca.post(&key, KeyRef::Jwk, &path, Some(&bind(&path, &key)))
             .await;
     reply.expect_json(StatusCode::CREATED);
+}
+
+/// An OIDC ID token answers tkauth-01 too: an admin for any name, bound to the account by its
+/// `nonce`; a user who is not an admin gets only their email, so not a DNS name.
+#[tokio::test]
+async fn an_oidc_admin_token_authorizes_and_a_users_does_not() {
+    use mayfly::provisioner::ProvisionerConfig;
+    use support::oidc_idp::{MockIdp, RS256_KID};
+    let idp = MockIdp::start().await;
+    let s = setup_with("", |config| {
+        idp.add_to(config, "corp");
+        if let Some(ProvisionerConfig::Oidc(corp)) = config.provisioners.get_mut("corp") {
+            corp.admins = vec!["pki-admin@example.com".to_owned()];
+        }
+        if let Some(ProvisionerConfig::Acme(teams)) = config.provisioners.get_mut("teams") {
+            teams.token_authorizers = vec!["ops".to_owned(), "corp".to_owned()];
+        }
+    })
+    .await;
+    let account = s.teams_account().await;
+    let id_token = |email: &str| {
+        let mut claims = idp.claims(email, s.ca.now());
+        claims["nonce"] = json!(account.key.jwk().thumbprint());
+        idp.sign(RS256_KID, &claims)
+    };
+
+    let (_, order) = s.order(&account, &[NAME]).await;
+    let challenge = s.tkauth_challenge(&account, &order).await;
+    assert_eq!(challenge["token-authorities"], json!(["ops", "corp"]));
+    let answered = s
+        .answer(&account, &challenge, &id_token("alice@example.com"))
+        .await;
+    assert_eq!(answered["status"], "invalid", "{answered}");
+    let detail = answered["error"]["detail"].as_str().unwrap();
+    assert!(detail.contains("sanNotAllowed"), "{detail}");
+    assert!(detail.contains("alice@example.com"), "{detail}");
+
+    let (order_url, order) = s.order(&account, &[NAME]).await;
+    let challenge = s.tkauth_challenge(&account, &order).await;
+    let answered = s
+        .answer(&account, &challenge, &id_token("pki-admin@example.com"))
+        .await;
+    assert_eq!(answered["status"], "valid", "{answered}");
+    let order = s.ca.fetch(&account, &order_url).await;
+    assert_eq!(order["status"], "ready", "{order}");
 }
