@@ -38,6 +38,12 @@ impl ReplicaPair {
     /// `mayfly init`, then two `mayfly serve` on a fresh database created through
     /// `admin_url`, started one after the other (the first applies the migrations).
     pub async fn start(admin_url: &str) -> Result<Self> {
+        Self::start_with(admin_url, &[]).await
+    }
+
+    /// As [`ReplicaPair::start`], with further environment for both replicas (for example
+    /// `MAYFLY__PROVISIONERS__OPS__TYPE`).
+    pub async fn start_with(admin_url: &str, extra_env: &[(String, String)]) -> Result<Self> {
         let database = TempDatabase::create(admin_url)?;
         let challtestsrv = ChallTestSrv::start().await?;
         let data_dir = tempfile::Builder::new().prefix("mayfly-data-").tempdir()?;
@@ -48,6 +54,7 @@ impl ReplicaPair {
             database_url: Some(database.url().to_owned()),
             dns_resolver: Some(challtestsrv.dns_addr()),
             http01_port: Some(http01_port),
+            extra_env: extra_env.to_vec(),
             ..ServeOptions::default()
         };
         let first = MayflyServer::start(&options)

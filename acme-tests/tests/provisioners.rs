@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use acme_tests::client::{AcmeClient, csr_b64};
 use acme_tests::mayfly::{self, MayflyServer, ServeOptions, output_text};
+use acme_tests::postgres;
+use acme_tests::replicas::ReplicaPair;
 use acme_tests::verify::verify_pem;
 use serde_json::{Value, json};
 
@@ -172,4 +174,95 @@ encrypted_key_file = "{}"
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["type"], "tokenReplayed", "{body}");
     server.stop().expect("stop");
+}
+
+/// The tkauth-01 challenge of the order's only authorization, as a path.
+async fn tkauth_challenge_path(client: &mut AcmeClient, order: &Value) -> String {
+    let authz_url = order["authorizations"][0]
+        .as_str()
+        .expect("an authorization");
+    let replica = client.trace().last().map_or(0, |e| e.replica);
+    let authz_path = client.path_from(authz_url, replica).expect("a path");
+    let (authz, replica) = client
+        .get_json(&authz_path)
+        .await
+        .expect("the authorization");
+    let challenge = authz["challenges"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "tkauth-01"))
+        .unwrap_or_else(|| panic!("no tkauth-01 in {authz}"));
+    client
+        .path_from(challenge["url"].as_str().expect("a url"), replica)
+        .expect("a path")
+}
+
+/// A token is accepted once across replicas: spent on replica A, refused on replica B.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_spent_on_one_replica_is_refused_on_the_other() {
+    acme_tests::install_crypto_provider();
+    let Ok(admin_url) = std::env::var(postgres::URL_ENV) else {
+        eprintln!("skipped: {} is not set", postgres::URL_ENV);
+        return;
+    };
+    let signing = ::mayfly::jose::SigningKey::generate_p256();
+    let public = serde_json::to_string(&signing.jwk()).expect("JSON");
+    let env: Vec<(String, String)> = [
+        ("MAYFLY__PROVISIONERS__TEAMS__TYPE", "acme"),
+        ("MAYFLY__PROVISIONERS__TEAMS__TOKEN_AUTHORIZERS", "[ops]"),
+        ("MAYFLY__PROVISIONERS__OPS__TYPE", "jwk"),
+        ("MAYFLY__PROVISIONERS__OPS__KEY", public.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let pair = ReplicaPair::start_with(&admin_url, &env)
+        .await
+        .expect("two replicas");
+    let mut client = AcmeClient::new(pair.http_client().expect("a client"), pair.bases())
+        .with_provisioner("teams");
+    client.new_account().await.expect("newAccount");
+    let thumbprint = client.key().jwk().thumbprint();
+    // Each replica has its own base URL here (behind a load balancer they would share one):
+    // the token names both.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let audiences: Vec<String> = pair
+        .bases()
+        .iter()
+        .map(|b| format!("{b}/v1/sign"))
+        .collect();
+    let token = ::mayfly::jose::sign_jwt(
+        &signing,
+        Some(&signing.jwk().thumbprint()),
+        &json!({
+            "iss": "ops", "sub": "a.replicas.example", "aud": audiences,
+            "sans": ["a.replicas.example", "b.replicas.example"],
+            "iat": now, "nbf": now, "exp": now + 120, "jti": "replicated-once",
+            "cnf": { "jkt": thumbprint },
+        }),
+    );
+    let token = token.as_str();
+
+    let mut answers = Vec::new();
+    for name in ["a.replicas.example", "b.replicas.example"] {
+        let (_, order) = client.new_order(&[name]).await.expect("newOrder");
+        let challenge = tkauth_challenge_path(&mut client, &order).await;
+        let response = client
+            .post(&challenge, Some(&json!({ "atc": token })))
+            .await
+            .expect("the answer");
+        answers.push((response.replica, response.json().expect("JSON")));
+    }
+    let (first_replica, first) = &answers[0];
+    let (second_replica, second) = &answers[1];
+    assert_ne!(
+        first_replica, second_replica,
+        "the answers went to one replica"
+    );
+    assert_eq!(first["status"], "valid", "{first}");
+    assert_eq!(second["status"], "invalid", "{second}");
+    let detail = second["error"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("tokenReplayed"), "{second}");
 }
