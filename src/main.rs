@@ -107,8 +107,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckConfig { file } => {
             let config = Config::load(Some(&file), figment::Figment::new())?;
+            // The provisioners' own checks (keys, URLs, profiles against claims), as at start.
+            let provisioners =
+                mayfly::provisioner::Provisioners::from_config(&config, &reqwest::Client::new())
+                    .map_err(mayfly::config::ConfigError)?;
             println!("{} is valid", file.display());
             println!("  directory would be {}/directory", config.base_url());
+            for name in provisioners.acme_names() {
+                if name != mayfly::provisioner::DEFAULT_ACME {
+                    println!(
+                        "  provisioner {name}: directory {}/acme/{name}/directory",
+                        config.base_url()
+                    );
+                }
+            }
             Ok(())
         }
     }

@@ -158,3 +158,42 @@ fn has_sqlite_file(dir: &Path) -> bool {
         })
     })
 }
+
+/// `mayfly check-config` runs the same checks as start-up, provisioners included, and names
+/// the key that is wrong; exit code 2 for a bad configuration.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_explains_a_bad_provisioner() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases: [(&str, &str, i32, &str); 3] = [
+        (
+            "good",
+            "[provisioners.teams]\ntype = \"acme\"\n",
+            0,
+            "provisioner teams: directory https://127.0.0.1:14000/acme/teams/directory",
+        ),
+        (
+            "an authorizer that does not exist",
+            "[provisioners.teams]\ntype = \"acme\"\ntoken_authorizers = [\"nope\"]\n",
+            2,
+            "provisioners.teams.token_authorizers: \"nope\" is not a JWK or OIDC provisioner",
+        ),
+        (
+            "a JWK that is not one",
+            "[provisioners.ops]\ntype = \"jwk\"\nkey = \"{}\"\n",
+            2,
+            "provisioners.ops.key:",
+        ),
+    ];
+    for (name, toml, code, want) in cases {
+        let file = dir.path().join("mayfly.toml");
+        fs::write(&file, toml).expect("config");
+        let mut command = mayfly::command();
+        command.arg("check-config").arg(&file);
+        let output = mayfly::run(command, QUICK_COMMAND_TIMEOUT)
+            .await
+            .expect("check-config runs");
+        let text = mayfly::output_text(&output);
+        assert_eq!(output.status.code(), Some(code), "{name}: {text}");
+        assert!(text.contains(want), "{name}: {text}");
+    }
+}
