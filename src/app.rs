@@ -54,26 +54,29 @@ impl App {
             parts.resolver,
         )
         .context("building the validation HTTP client")?;
+        // Outbound HTTPS for provisioners (OIDC discovery and JWKS).
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .context("building the provisioners' HTTP client")?;
+        let provisioners = Arc::new(
+            crate::provisioner::Provisioners::from_config(&config, &http)
+                .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?,
+        );
         let authority = Authority::new(
             parts.store,
             parts.issuer,
             validator,
             parts.clock,
             Settings::from_config(&config),
+            provisioners.clone(),
         );
         let secret = authority
             .shared_secret("nonce_hmac_key")
             .await
             .context("reading the nonce key from the database")?;
-        // Outbound HTTPS for provisioners (OIDC discovery and JWKS).
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .context("building the provisioners' HTTP client")?;
-        let provisioners = crate::provisioner::Provisioners::from_config(&config, &http)
-            .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
         Ok(App {
-            provisioners: std::sync::Arc::new(provisioners),
+            provisioners,
             nonces: NonceService::new(&secret, config.acme.nonce_lifetime.0),
             links: Links::new(config.base_url()),
             authority,

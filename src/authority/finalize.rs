@@ -14,6 +14,7 @@ use crate::policy::fixups::RequestTemplate;
 use crate::policy::validators::refusal::common_name_identifier;
 use crate::policy::validators::{CsrFacts, Requester};
 use crate::policy::{self, Profile, Validity};
+use crate::provisioner::ProvisionerPolicy;
 use crate::storage::{Account, Certificate, Order, StoreError};
 
 use super::order::OrderView;
@@ -37,13 +38,15 @@ impl Authority {
         }
         let csr = self.check_csr(&view, csr_b64).await?;
         let now = self.now();
+        let policy = self.policy(&account.provisioner);
         let (profile_name, profile) = self.order_profile(&view.order)?;
-        let validity = self.issuance_validity(&view.order, profile_name, profile, now)?;
-        let leaf = self.apply_chain(&view.order, &csr, profile, requester)?;
+        let validity = self.issuance_validity(&policy, &view.order, profile_name, profile, now)?;
+        let leaf = self.apply_chain(&policy, &view.order, &csr, profile, requester)?;
         let request = IssuanceRequest {
             csr_der: csr.der,
             // The SANs exactly as authorized; the chain checked the template's names.
             identifiers: view.order.identifiers.clone(),
+            emails: Vec::new(),
             not_before: validity.not_before,
             not_after: validity.not_after,
             crl_url: Some(self.crl_url()),
@@ -111,14 +114,15 @@ impl Authority {
     /// The template starts from the CSR, with the common name the profile decides: none when
     /// the profile has `include_common_name = false`, else the CSR's (which `check_csr` found
     /// among the order's identifiers), else the first DNS identifier. The fixups may change it.
-    fn apply_chain(
+    pub(super) fn apply_chain(
         &self,
+        policy: &ProvisionerPolicy,
         order: &Order,
         csr: &ParsedCsr,
         profile: &Profile,
         requester: &Requester,
     ) -> Result<LeafProfile> {
-        let chain = &self.settings.chain;
+        let chain = &policy.chain;
         let facts = CsrFacts::from_der(&csr.der).map_err(Problem::bad_csr)?;
         chain
             .check_csr_facts(csr, &facts, requester)
@@ -134,7 +138,7 @@ impl Authority {
         } else {
             None
         };
-        let applied = self.settings.fixups.apply(&mut template, profile);
+        let applied = policy.fixups.apply(&mut template, profile);
         super::chain::audit_fixups(&applied, requester, &order.id);
         chain
             .check_template(&template, requester)
@@ -177,6 +181,7 @@ impl Authority {
     /// backdate), and a requested notAfter must still leave the profile's minimum lifetime.
     fn issuance_validity(
         &self,
+        policy: &ProvisionerPolicy,
         order: &Order,
         profile_name: &str,
         profile: &Profile,
@@ -190,7 +195,7 @@ impl Authority {
         let validity = policy::validity(
             profile_name,
             profile,
-            &self.settings.claims,
+            &policy.claims,
             order.not_before,
             order.not_after,
             at,
@@ -214,6 +219,12 @@ impl Authority {
             CsrError::BadSignature => Problem::bad_csr("the CSR's signature does not verify"),
             other => Problem::bad_csr(other.to_string()),
         })?;
+        if let Some(email) = csr.emails.first() {
+            return Err(Problem::bad_csr(format!(
+                "the CSR asks for the email address {email}; an ACME order covers DNS names and IP addresses only"
+            ))
+            .into());
+        }
         let wanted: BTreeSet<&Identifier> = view.order.identifiers.iter().collect();
         let names = csr.names();
         let got: BTreeSet<&Identifier> = names.iter().collect();

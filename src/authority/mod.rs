@@ -4,6 +4,7 @@
 pub mod account;
 mod chain;
 pub mod challenge;
+pub mod direct;
 pub mod finalize;
 pub mod order;
 pub mod renewal;
@@ -24,6 +25,7 @@ use crate::issuer::{Issuer, IssuerError};
 use crate::policy::fixups::FixupList;
 use crate::policy::validators::Chain;
 use crate::policy::{Claims, Profiles};
+use crate::provisioner::{ProvisionerPolicy, Provisioners};
 use crate::storage::{Store, StoreError};
 use crate::validation::Validator;
 
@@ -102,6 +104,8 @@ pub struct Authority {
     settings: Arc<Settings>,
     /// The latest CRL this replica signed.
     crls: Arc<revocation::CrlCache>,
+    /// Per-provisioner policy: claims, profiles, validator chain, fixups, CAA.
+    provisioners: Arc<Provisioners>,
 }
 
 impl Authority {
@@ -111,8 +115,10 @@ impl Authority {
         validator: Validator,
         clock: Arc<dyn Clock>,
         settings: Settings,
+        provisioners: Arc<Provisioners>,
     ) -> Self {
         Authority {
+            provisioners,
             store,
             issuer,
             validator,
@@ -120,6 +126,15 @@ impl Authority {
             settings: Arc::new(settings),
             crls: Arc::default(),
         }
+    }
+
+    /// The policy of the provisioner an account (or a token) belongs to.
+    pub fn policy(&self, provisioner: &str) -> Arc<ProvisionerPolicy> {
+        self.provisioners.policy(provisioner)
+    }
+
+    pub fn provisioners(&self) -> &Provisioners {
+        &self.provisioners
     }
 
     pub fn now(&self) -> OffsetDateTime {
