@@ -17,6 +17,18 @@ impl Links {
     pub fn directory(&self) -> String {
         format!("{}/directory", self.base)
     }
+    /// The direct (non-ACME) API: `POST /v1/sign`.
+    pub fn v1_sign(&self) -> String {
+        format!("{}/v1/sign", self.base)
+    }
+    /// `POST /v1/renew`.
+    pub fn v1_renew(&self) -> String {
+        format!("{}/v1/renew", self.base)
+    }
+    /// `POST /v1/revoke`.
+    pub fn v1_revoke(&self) -> String {
+        format!("{}/v1/revoke", self.base)
+    }
     pub fn new_nonce(&self) -> String {
         format!("{}/acme/new-nonce", self.base)
     }

@@ -17,6 +17,7 @@ pub mod order;
 pub mod orders;
 pub mod renewal_info;
 pub mod revoke;
+pub mod v1;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -29,7 +30,7 @@ use crate::acme::Problem;
 use crate::app::AppState;
 use error::ApiError;
 
-/// The one route table.
+/// The one route table; the direct API's routes are in [`v1::router`].
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
@@ -62,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), acme_headers))
+        // After the layer: the direct API gets no nonces and no directory link.
+        .merge(v1::router())
         .with_state(state)
 }
 
