@@ -42,6 +42,7 @@ fn leaf(c: &mut Criterion) {
                 let request = IssuanceRequest {
                     csr_der: csr_der.clone(),
                     identifiers: identifiers.clone(),
+                    emails: Vec::new(),
                     not_before: now - Duration::hours(1),
                     not_after: now + Duration::hours(160),
                     crl_url: Some("http://127.0.0.1:14080/crl/intermediate.crl".to_owned()),

@@ -1,4 +1,9 @@
 //! The HTTPS listener (rustls), graceful shutdown and background jobs.
+//!
+//! The listener asks clients for a certificate but requires none ([`client_auth`]): ACME
+//! clients present none, and `POST /v1/renew` is authenticated by the certificate it renews.
+
+pub mod client_auth;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,10 +26,10 @@ pub async fn serve(app: App, tls: ServerTls) -> anyhow::Result<()> {
     let directory = app.links.directory();
     let root = std::path::absolute(app.config.server.data_dir.join("root-ca.pem"))
         .unwrap_or_else(|_| app.config.server.data_dir.join("root-ca.pem"));
+    let rustls = rustls_config(&tls, app.authority.issuer().root_pem())?;
     let state = AppState(Arc::new(app));
     let router = crate::api::router(state.clone());
 
-    let rustls = rustls_config(&tls)?;
     let handle: Handle<std::net::SocketAddr> = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
     tokio::spawn(prune_nonces_and_tokens(state.clone()));
@@ -56,7 +61,7 @@ pub async fn serve(app: App, tls: ServerTls) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rustls_config(tls: &ServerTls) -> anyhow::Result<rustls::ServerConfig> {
+fn rustls_config(tls: &ServerTls, root_pem: &str) -> anyhow::Result<rustls::ServerConfig> {
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(tls.chain_pem.as_bytes())
             .collect::<Result<_, _>>()
@@ -64,7 +69,7 @@ fn rustls_config(tls: &ServerTls) -> anyhow::Result<rustls::ServerConfig> {
     let key =
         PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes()).context("reading the server key")?;
     let mut config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
+        .with_client_cert_verifier(client_auth::ClientCertificates::new(root_pem)?)
         .with_single_cert(chain, key)
         .context("the server certificate and key do not fit together")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -190,6 +190,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keys_name_only_configured_provisioners() {
+        let mut config = Config::default();
+        config.provisioners.insert(
+            "partners".into(),
+            crate::provisioner::ProvisionerConfig::Acme(Default::default()),
+        );
+        assert!(check_provisioner(&config, "partners").is_ok());
+        assert!(check_provisioner(&config, DEFAULT_ACME).is_ok());
+        let refused = check_provisioner(&config, "nobody")
+            .expect_err("an unknown provisioner")
+            .to_string();
+        assert!(refused.contains("\"nobody\""), "{refused}");
+    }
+
+    #[test]
     fn table_aligns_columns() {
         let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
         let keys = [EabKey {

@@ -18,6 +18,7 @@ pub mod order;
 pub mod orders;
 pub mod renewal_info;
 pub mod revoke;
+pub mod v1;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -31,7 +32,8 @@ use crate::app::AppState;
 use error::ApiError;
 
 /// The one route table. The default ACME provisioner answers at `/directory` and under
-/// `/acme/`; every ACME provisioner, the default one included, at `/acme/<name>/`.
+/// `/acme/`; every ACME provisioner, the default one included, at `/acme/<name>/`. The direct
+/// API's routes are in [`v1::router`].
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
@@ -46,6 +48,9 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             context::resolve,
         ))
+        // After the layers: the direct API gets no nonces, no directory link and no
+        // provisioner routing.
+        .merge(v1::router())
         .with_state(state)
 }
 

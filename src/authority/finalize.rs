@@ -70,6 +70,7 @@ impl Authority {
             csr_der: csr.der,
             // The SANs exactly as authorized; the chain checked the template's names.
             identifiers: view.order.identifiers.clone(),
+            emails: Vec::new(),
             not_before: validity.not_before,
             not_after: validity.not_after,
             crl_url: Some(self.crl_url()),
@@ -137,7 +138,7 @@ impl Authority {
     /// The template starts from the CSR, with the common name the profile decides: none when
     /// the profile has `include_common_name = false`, else the CSR's (which `check_csr` found
     /// among the order's identifiers), else the first DNS identifier. The fixups may change it.
-    fn apply_chain(
+    pub(super) fn apply_chain(
         &self,
         policy: &ProvisionerPolicy,
         order: &Order,
@@ -242,6 +243,12 @@ impl Authority {
             CsrError::BadSignature => Problem::bad_csr("the CSR's signature does not verify"),
             other => Problem::bad_csr(other.to_string()),
         })?;
+        if let Some(email) = csr.emails.first() {
+            return Err(Problem::bad_csr(format!(
+                "the CSR asks for the email address {email}; an ACME order covers DNS names and IP addresses only"
+            ))
+            .into());
+        }
         let wanted: BTreeSet<&Identifier> = view.order.identifiers.iter().collect();
         let names = csr.names();
         let got: BTreeSet<&Identifier> = names.iter().collect();

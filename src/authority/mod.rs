@@ -4,6 +4,7 @@
 pub mod account;
 mod chain;
 pub mod challenge;
+pub mod direct;
 pub mod finalize;
 pub mod order;
 pub mod renewal;

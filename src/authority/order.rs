@@ -267,7 +267,7 @@ impl Authority {
     /// Parses, normalises and de-duplicates the requested identifiers, and applies the
     /// profile's identifier types and most names. Every refused identifier is reported as a
     /// subproblem (RFC 8555 §6.7.1).
-    fn check_identifiers(
+    pub(super) fn check_identifiers(
         &self,
         requested: &[IdentifierJson],
         profile_name: &str,

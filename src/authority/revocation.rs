@@ -129,6 +129,12 @@ impl Authority {
             .map(|key| key.thumbprint());
         self.authorize_revocation(signer, &stored, certificate_key.as_deref())
             .await?;
+        self.record_revocation(&stored, reason).await
+    }
+
+    /// Marks an authorized revocation and signs a new CRL; `alreadyRevoked` if it was.
+    pub(super) async fn record_revocation(&self, stored: &Certificate, reason: u8) -> Result<()> {
+        let serial = &stored.serial;
         let now = self.now();
         if !found(
             self.store.revoke_certificate(&stored.id, reason, now).await,
@@ -266,7 +272,7 @@ impl Authority {
 }
 
 /// RFC 5280 §5.3.1 reason codes, minus the unassigned 7 and removeFromCRL (8).
-fn check_reason(reason: Option<i64>) -> Result<u8> {
+pub(super) fn check_reason(reason: Option<i64>) -> Result<u8> {
     let Some(reason) = reason else {
         return Ok(0);
     };

@@ -183,6 +183,7 @@ mod tests {
         let request = IssuanceRequest {
             csr_der: csr,
             identifiers: vec![Identifier::parse("dns", "leaf.example").unwrap()],
+            emails: Vec::new(),
             not_before: now,
             not_after: now + Duration::hours(1),
             crl_url: crl_url.map(str::to_owned),

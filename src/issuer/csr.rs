@@ -1,7 +1,9 @@
 //! CSR parsing (RFC 2986) into the facts policy and finalize need.
 //!
-//! Only the subject's commonName, the subjectAltName's dNSName and iPAddress entries and the
-//! public key are read. Everything else a CSR may request (key usages, basicConstraints, other
+//! Only the subject's commonName, the subjectAltName's dNSName, iPAddress and rfc822Name
+//! entries and the public key are read. Email addresses are not ACME identifiers: finalize
+//! refuses them, and only the direct API (`/v1/sign`) issues them, to the token that allows
+//! them. Everything else a CSR may request (key usages, basicConstraints, other
 //! extensions) is ignored: the issuer decides the profile (RFC 8555 §7.4).
 
 use std::net::IpAddr;
@@ -30,6 +32,9 @@ pub struct ParsedCsr {
     pub common_name: Option<String>,
     /// dNSName and iPAddress SANs, normalised, in CSR order.
     pub san: Vec<Identifier>,
+    /// rfc822Name SANs (RFC 5280 §4.2.1.6), in CSR order, without repeats (compared
+    /// case-insensitively), as written.
+    pub emails: Vec<String>,
     /// The SubjectPublicKeyInfo, DER.
     pub spki_der: Vec<u8>,
 }
@@ -63,6 +68,7 @@ impl ParsedCsr {
         }
 
         let mut san = Vec::new();
+        let mut emails: Vec<String> = Vec::new();
         let mut seen_san_extension = false;
         for extension in csr.requested_extensions().into_iter().flatten() {
             match extension {
@@ -74,7 +80,14 @@ impl ParsedCsr {
                     }
                     seen_san_extension = true;
                     for name in &names.general_names {
-                        san.push(identifier(name)?);
+                        if let GeneralName::RFC822Name(email) = name {
+                            let email = email_address(email)?;
+                            if !emails.iter().any(|e| e.eq_ignore_ascii_case(&email)) {
+                                emails.push(email);
+                            }
+                        } else {
+                            san.push(identifier(name)?);
+                        }
                     }
                 }
                 ParsedExtension::ParseError { error } => {
@@ -90,6 +103,7 @@ impl ParsedCsr {
             der: der.to_vec(),
             common_name,
             san,
+            emails,
             spki_der: info.subject_pki.raw.to_vec(),
         })
     }
@@ -115,6 +129,23 @@ fn cn_identifier(common_name: &str) -> Option<Identifier> {
         Ok(ip) => Some(Identifier::Ip(ip)),
         Err(_) => Identifier::parse("dns", common_name).ok(),
     }
+}
+
+/// An rfc822Name SAN: `local@domain`, printable ASCII without spaces (RFC 5280 §4.2.1.6 keeps
+/// the IA5String form; internationalised addresses, RFC 9598, are not supported).
+fn email_address(email: &str) -> Result<String, CsrError> {
+    let refused = || {
+        CsrError::Unsupported(format!(
+            "subjectAltName rfc822Name {email:?} is not an address"
+        ))
+    };
+    let (local, domain) = email.rsplit_once('@').ok_or_else(refused)?;
+    let printable = email.bytes().all(|b| b.is_ascii_graphic());
+    if local.is_empty() || domain.is_empty() || domain.contains('@') || !printable {
+        return Err(refused());
+    }
+    Identifier::parse("dns", domain).map_err(|_| refused())?;
+    Ok(email.to_owned())
 }
 
 /// One SAN entry as an identifier; anything but a valid DNS name or IP address is refused,
@@ -233,6 +264,23 @@ mod tests {
     }
 
     #[test]
+    fn email_sans_are_kept_apart() {
+        let email = |e: &str| SanType::Rfc822Name(e.try_into().unwrap());
+        let der = csr_der(
+            None,
+            vec![
+                email("Alice@Example.com"),
+                dns("a.example.com"),
+                email("alice@example.com"),
+                email("bob@example.com"),
+            ],
+        );
+        let parsed = ParsedCsr::from_der(&der).unwrap();
+        assert_eq!(parsed.emails, ["Alice@Example.com", "bob@example.com"]);
+        assert_eq!(parsed.names(), vec![id("dns", "a.example.com")]);
+    }
+
+    #[test]
     fn bad_csrs_are_refused() {
         let good = csr_der(Some("a.example.com"), vec![dns("a.example.com")]);
         let mut tampered = good.clone();
@@ -251,12 +299,20 @@ mod tests {
                 matches!(e, CsrError::Syntax(_))
             }),
             (
-                "email SAN",
+                "URI SAN",
                 csr_der(
                     None,
-                    vec![SanType::Rfc822Name("a@example.com".try_into().unwrap())],
+                    vec![SanType::URI("https://a.example.com/".try_into().unwrap())],
                 ),
-                |e| matches!(e, CsrError::Unsupported(m) if m.contains("a@example.com")),
+                |e| matches!(e, CsrError::Unsupported(m) if m.contains("a.example.com")),
+            ),
+            (
+                "email SAN that is not an address",
+                csr_der(
+                    None,
+                    vec![SanType::Rfc822Name("no-at-sign".try_into().unwrap())],
+                ),
+                |e| matches!(e, CsrError::Unsupported(m) if m.contains("no-at-sign")),
             ),
             (
                 "invalid DNS SAN",

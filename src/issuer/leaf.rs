@@ -48,6 +48,7 @@ impl SubjectKey {
 /// The parameters of an ACME leaf: see [`super::Issuer::issue`] for the profile.
 pub(crate) fn leaf_params(
     identifiers: &[Identifier],
+    emails: &[String],
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
     subject_is_rsa: bool,
@@ -68,6 +69,12 @@ pub(crate) fn leaf_params(
     }
     params.distinguished_name = name;
     params.subject_alt_names = identifiers.iter().map(san).collect::<Result<Vec<_>, _>>()?;
+    for email in emails {
+        let ia5 = email.as_str().try_into().map_err(|e| {
+            IssuerError::Request(format!("{email:?} cannot go into a certificate: {e}"))
+        })?;
+        params.subject_alt_names.push(SanType::Rfc822Name(ia5));
+    }
     params.not_before = not_before;
     params.not_after = not_after;
     params.serial_number = Some(ca::random_serial()?);
@@ -223,6 +230,7 @@ pub(crate) fn server_params(
 ) -> Result<CertificateParams, IssuerError> {
     let mut params = leaf_params(
         identifiers,
+        &[],
         now - ca::BACKDATE,
         now + SERVER_VALIDITY,
         false,

@@ -7,6 +7,7 @@
 
 pub mod crl;
 pub mod csr;
+pub mod reissue;
 
 mod ca;
 mod keystore;
@@ -106,6 +107,9 @@ pub struct IssuanceRequest {
     pub csr_der: Vec<u8>,
     /// The names to put in the subjectAltName, exactly as authorized, in this order.
     pub identifiers: Vec<Identifier>,
+    /// rfc822Name entries to put in the subjectAltName after the identifiers, as authorized
+    /// (only the direct API issues them; ACME orders have none).
+    pub emails: Vec<String>,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     /// The CRL distribution point (RFC 5280 §4.2.1.13) to put in the leaf, an http:// URL.
@@ -377,7 +381,21 @@ impl Issuer {
     /// Checks a request and seals it into a token. Cheap: it parses the CSR's public key (whose
     /// signature `csr::ParsedCsr` has already checked) but signs nothing.
     pub fn prepare(&self, request: IssuanceRequest) -> Result<SigningToken, IssuerError> {
-        if request.identifiers.is_empty() {
+        let (_, csr) = X509CertificationRequest::from_der(&request.csr_der)
+            .map_err(|e| IssuerError::Request(format!("the CSR does not parse: {e}")))?;
+        let spki_der = csr.certification_request_info.subject_pki.raw.to_vec();
+        self.prepare_for_key(request, &spki_der)
+    }
+
+    /// As [`Self::prepare`], for the public key `spki_der` (a SubjectPublicKeyInfo, DER) rather
+    /// than the CSR's: a renewal that keeps the certificate's key has no CSR, and
+    /// `request.csr_der` is then left empty.
+    pub fn prepare_for_key(
+        &self,
+        request: IssuanceRequest,
+        spki_der: &[u8],
+    ) -> Result<SigningToken, IssuerError> {
+        if request.identifiers.is_empty() && request.emails.is_empty() {
             return Err(IssuerError::Request(
                 "a certificate needs at least one identifier".to_owned(),
             ));
@@ -394,17 +412,15 @@ impl Issuer {
             )));
         }
         leaf::check_usages(&request.leaf)?;
-        let (_, csr) = X509CertificationRequest::from_der(&request.csr_der)
-            .map_err(|e| IssuerError::Request(format!("the CSR does not parse: {e}")))?;
-        let subject =
-            leaf::SubjectKey::from_spki_der(csr.certification_request_info.subject_pki.raw)?;
+        let subject = leaf::SubjectKey::from_spki_der(spki_der)?;
         Ok(SigningToken { request, subject })
     }
 
     /// Signs a prepared request with the intermediate.
     ///
     /// The leaf: subject CN as the [`LeafProfile`] says, if it has at most 64 characters
-    /// (nothing else from the CSR's subject); SANs = the identifiers in order; the CSR's public
+    /// (nothing else from the CSR's subject); SANs = the identifiers in order, then the email
+    /// addresses; the CSR's public
     /// key; notBefore/notAfter as requested, truncated to whole seconds; a random 16-byte
     /// serial; KU and EKU as the `LeafProfile` says (plus keyEncipherment for RSA keys);
     /// basicConstraints CA:false (critical); AKI = the intermediate's SKI; an SKI; the CRL
@@ -416,6 +432,7 @@ impl Issuer {
         let not_after = whole_seconds(request.not_after)?;
         let mut params = leaf::leaf_params(
             &request.identifiers,
+            &request.emails,
             not_before,
             not_after,
             subject.is_rsa,

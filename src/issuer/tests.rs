@@ -102,6 +102,7 @@ fn request(csr_der: Vec<u8>, identifiers: Vec<Identifier>) -> IssuanceRequest {
     IssuanceRequest {
         csr_der,
         identifiers,
+        emails: Vec::new(),
         not_before,
         not_after: not_before + Duration::hours(24),
         crl_url: None,
@@ -715,4 +716,64 @@ fn server_certificate_is_reused_and_reissued() {
         .ensure_server_certificate(&data, &["bad_name".to_owned()], now)
         .err();
     assert!(matches!(err, Some(IssuerError::Request(_))), "{err:?}");
+}
+
+/// Email addresses follow the identifiers in the SAN, and a leaf reads back (for renewal) as
+/// it was issued: names, common name, key usages, key and validity.
+#[test]
+fn leaves_with_email_addresses_read_back_as_issued() {
+    let (_dir, issuer) = new_ca(KeyType::P256, None);
+    let key = KeyPair::generate().unwrap();
+    let leaf = LeafProfile {
+        key_usage: vec![
+            crate::policy::validators::KeyUsageBit::DigitalSignature,
+            crate::policy::validators::KeyUsageBit::KeyAgreement,
+        ],
+        extended_key_usage: vec![Purpose::ClientAuth, Purpose::EmailProtection],
+        common_name: LeafCommonName::Given("mail.example".into()),
+    };
+    let first = IssuanceRequest {
+        emails: vec!["alice@mail.example".into()],
+        leaf: leaf.clone(),
+        ..request(csr(&key, None), vec![id("dns", "mail.example")])
+    };
+    let issued = issue(&issuer, first);
+    let back = reissue::IssuedLeaf::from_der(&issued.leaf_der).unwrap();
+    assert_eq!(back.serial, issued.serial);
+    assert_eq!(back.identifiers, vec![id("dns", "mail.example")]);
+    assert_eq!(back.emails, vec!["alice@mail.example".to_owned()]);
+    assert_eq!(back.leaf, leaf);
+    assert_eq!(
+        back.spki_der,
+        rcgen::PublicKeyData::subject_public_key_info(&key)
+    );
+    assert_eq!(
+        (back.not_before, back.not_after),
+        (issued.not_before, issued.not_after)
+    );
+
+    // Signing again for the same key, without a CSR.
+    let again = IssuanceRequest {
+        csr_der: Vec::new(),
+        emails: back.emails.clone(),
+        leaf: back.leaf.clone(),
+        ..request(Vec::new(), back.identifiers.clone())
+    };
+    let token = issuer.prepare_for_key(again, &back.spki_der).unwrap();
+    let renewed = issuer.issue(token).unwrap();
+    let renewed_back = reissue::IssuedLeaf::from_der(&renewed.leaf_der).unwrap();
+    assert_eq!(renewed_back.leaf, leaf);
+    assert_eq!(renewed_back.spki_der, back.spki_der);
+
+    // Only email addresses: a certificate all the same.
+    let emails_only = IssuanceRequest {
+        emails: vec!["bob@mail.example".into()],
+        leaf: LeafProfile {
+            common_name: LeafCommonName::None,
+            ..LeafProfile::default()
+        },
+        ..request(csr(&key, None), Vec::new())
+    };
+    let only = reissue::IssuedLeaf::from_der(&issue(&issuer, emails_only).leaf_der).unwrap();
+    assert_eq!((only.identifiers.len(), only.emails.len()), (0, 1));
 }

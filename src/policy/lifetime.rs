@@ -28,6 +28,9 @@ pub struct Claims {
     pub backdate: HumanDuration,
     /// Whether an expired certificate may still be renewed (step-ca's `allowRenewalAfterExpiry`).
     pub allow_renewal_after_expiry: bool,
+    /// Whether `POST /v1/renew` refuses this provisioner's certificates (step-ca's
+    /// `disableRenewal`); a new certificate then needs a new token or a new ACME order.
+    pub disable_renewal: bool,
 }
 
 impl Default for Claims {
@@ -40,6 +43,7 @@ impl Default for Claims {
             default_cert_duration: HumanDuration::hours(24),
             backdate: HumanDuration::minutes(1),
             allow_renewal_after_expiry: false,
+            disable_renewal: false,
         }
     }
 }
@@ -58,6 +62,8 @@ pub struct PartialClaims {
     pub backdate: Option<HumanDuration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_renewal_after_expiry: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_renewal: Option<bool>,
 }
 
 impl Claims {
@@ -77,6 +83,7 @@ impl Claims {
             allow_renewal_after_expiry: o
                 .allow_renewal_after_expiry
                 .unwrap_or(global.allow_renewal_after_expiry),
+            disable_renewal: o.disable_renewal.unwrap_or(global.disable_renewal),
         }
     }
 

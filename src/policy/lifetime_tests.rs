@@ -286,6 +286,7 @@ fn claims_merge_field_by_field() {
         max_cert_duration: Some(HumanDuration::hours(8)),
         default_cert_duration: Some(HumanDuration::hours(2)),
         allow_renewal_after_expiry: Some(true),
+        disable_renewal: Some(true),
         ..PartialClaims::default()
     };
     let merged = Claims::merged(&global, Some(&overrides));
@@ -297,6 +298,7 @@ fn claims_merge_field_by_field() {
             default_cert_duration: HumanDuration::hours(2),
             backdate: global.backdate,
             allow_renewal_after_expiry: true,
+            disable_renewal: true,
         }
     );
 }

@@ -107,6 +107,31 @@ pub enum Purpose {
 }
 
 impl Purpose {
+    /// The purposes an extendedKeyUsage extension (of a CSR or a certificate) lists.
+    pub fn from_extension(usage: &x509_parser::extensions::ExtendedKeyUsage<'_>) -> Vec<Purpose> {
+        let mut purposes = Vec::new();
+        for (set, purpose) in [
+            (usage.any, Purpose::Any),
+            (usage.server_auth, Purpose::ServerAuth),
+            (usage.client_auth, Purpose::ClientAuth),
+            (usage.code_signing, Purpose::CodeSigning),
+            (usage.email_protection, Purpose::EmailProtection),
+            (usage.time_stamping, Purpose::TimeStamping),
+            (usage.ocsp_signing, Purpose::OcspSigning),
+        ] {
+            if set {
+                purposes.push(purpose);
+            }
+        }
+        purposes.extend(
+            usage
+                .other
+                .iter()
+                .map(|oid| Purpose::Other(oid.to_id_string())),
+        );
+        purposes
+    }
+
     const NAMED: [(Purpose, &'static str); 7] = [
         (Purpose::ServerAuth, "serverAuth"),
         (Purpose::ClientAuth, "clientAuth"),
@@ -368,27 +393,7 @@ impl CsrFacts {
                         facts.key_usage = Some(KeyUsageBit::from_flags(usage.flags));
                     }
                     ParsedExtension::ExtendedKeyUsage(usage) => {
-                        let mut purposes = Vec::new();
-                        for (set, purpose) in [
-                            (usage.any, Purpose::Any),
-                            (usage.server_auth, Purpose::ServerAuth),
-                            (usage.client_auth, Purpose::ClientAuth),
-                            (usage.code_signing, Purpose::CodeSigning),
-                            (usage.email_protection, Purpose::EmailProtection),
-                            (usage.time_stamping, Purpose::TimeStamping),
-                            (usage.ocsp_signing, Purpose::OcspSigning),
-                        ] {
-                            if set {
-                                purposes.push(purpose);
-                            }
-                        }
-                        purposes.extend(
-                            usage
-                                .other
-                                .iter()
-                                .map(|oid| Purpose::Other(oid.to_id_string())),
-                        );
-                        facts.extended_key_usage = Some(purposes);
+                        facts.extended_key_usage = Some(Purpose::from_extension(usage));
                     }
                     ParsedExtension::BasicConstraints(constraints) => {
                         facts.basic_constraints = Some(BasicConstraints {
