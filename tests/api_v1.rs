@@ -17,7 +17,7 @@ use mayfly::issuer::serial_hex;
 use mayfly::jose::{SigningKey, sign_jwt};
 use mayfly::policy::PartialClaims;
 use mayfly::provisioner::ProvisionerConfig;
-use mayfly::provisioner::jwk::{JwkProvisioner, JwkProvisionerConfig};
+use mayfly::provisioner::jwk::JwkProvisionerConfig;
 use serde_json::{Value, json};
 use support::{BASE, PROBLEM, Reply, TestCa, pem_certificates};
 use time::Duration;
@@ -33,12 +33,9 @@ const WEB: &str = "web.test";
 const WWW: &str = "www.web.test";
 
 /// A CA with the JWK provisioner `ops`, whose key is returned; `edit` changes its settings.
-///
-/// `None` (the test is skipped, saying so) while JWK provisioners are a stub: they land from
-/// the `jwk` branch, and these tests then run without a change.
 async fn ca_with(
     edit: impl FnOnce(&mut Config, &mut JwkProvisionerConfig),
-) -> Option<(TestCa, SigningKey)> {
+) -> (TestCa, SigningKey) {
     let key = SigningKey::generate_p256();
     let mut config = Config::default();
     let mut ops = JwkProvisionerConfig {
@@ -46,19 +43,13 @@ async fn ca_with(
         ..JwkProvisionerConfig::default()
     };
     edit(&mut config, &mut ops);
-    if let Err(e) = JwkProvisioner::new("ops", &ops)
-        && e.contains("not implemented yet")
-    {
-        println!("skipped: {e}");
-        return None;
-    }
     config
         .provisioners
         .insert("ops".into(), ProvisionerConfig::Jwk(ops));
-    Some((TestCa::with_config(config).await, key))
+    (TestCa::with_config(config).await, key)
 }
 
-async fn ca() -> Option<(TestCa, SigningKey)> {
+async fn ca() -> (TestCa, SigningKey) {
     ca_with(|_, _| {}).await
 }
 
@@ -203,7 +194,7 @@ async fn renew(ca: &TestCa, client: Option<&Issued>, body: &Value) -> Reply {
 
 #[tokio::test]
 async fn sign_issues_exactly_the_csr_names_for_a_day() {
-    let Some((ca, key)) = ca().await else { return };
+    let (ca, key) = ca().await;
     let issued = sign(&ca, &key, &[WEB, WWW]).await;
     assert_eq!(issued.sans(), [format!("dns:{WEB}"), format!("dns:{WWW}")]);
     // The default profile (hours) under the default claims: 24 hours, backdated a minute.
@@ -230,7 +221,7 @@ async fn sign_issues_exactly_the_csr_names_for_a_day() {
 
 #[tokio::test]
 async fn sign_validity_follows_the_provisioner_claims() {
-    let Some((ca, key)) = ca_with(|config, ops| {
+    let (ca, key) = ca_with(|config, ops| {
         // A profile that sets no validity of its own, so the claims decide.
         let mut direct = config.profiles.profiles["hours"].clone();
         direct.validity = None;
@@ -243,10 +234,7 @@ async fn sign_validity_follows_the_provisioner_claims() {
             ..PartialClaims::default()
         });
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     let issued = sign(&ca, &key, &[WEB]).await;
     assert_eq!(issued.lifetime(), Duration::hours(2) + Duration::minutes(1));
 
@@ -281,7 +269,7 @@ async fn sign_validity_follows_the_provisioner_claims() {
 
 #[tokio::test]
 async fn a_replayed_token_is_refused() {
-    let Some((ca, key)) = ca().await else { return };
+    let (ca, key) = ca().await;
     let ott = token(&ca, &key, SIGN, WEB, &[WEB]);
     let (csr, _) = csr(&[WEB], &[]);
     let body = json!({"csr": csr, "ott": ott});
@@ -291,7 +279,7 @@ async fn a_replayed_token_is_refused() {
 
 #[tokio::test]
 async fn a_token_for_another_audience_is_refused() {
-    let Some((ca, key)) = ca().await else { return };
+    let (ca, key) = ca().await;
     let (csr, _) = csr(&[WEB], &[]);
     for path in [REVOKE, "/acme/new-order"] {
         let ott = token(&ca, &key, path, WEB, &[WEB]);
@@ -302,7 +290,7 @@ async fn a_token_for_another_audience_is_refused() {
 
 #[tokio::test]
 async fn names_the_token_does_not_allow_are_refused() {
-    let Some((ca, key)) = ca().await else { return };
+    let (ca, key) = ca().await;
     let ott = token(&ca, &key, SIGN, WEB, &[WEB]);
     let (two, _) = csr(&[WEB, "evil.test"], &[]);
     let detail = expect_error(
@@ -320,7 +308,7 @@ async fn names_the_token_does_not_allow_are_refused() {
 
 #[tokio::test]
 async fn email_addresses_the_token_lists_are_issued() {
-    let Some((ca, key)) = ca().await else { return };
+    let (ca, key) = ca().await;
     let ott = token(&ca, &key, SIGN, "alice", &["alice@web.test"]);
     let (csr, _) = csr(&[], &["alice@web.test"]);
     let issued = Issued::from_reply(&post(&ca, SIGN, &json!({"csr": csr, "ott": ott})).await);
@@ -329,7 +317,7 @@ async fn email_addresses_the_token_lists_are_issued() {
 
 #[tokio::test]
 async fn bad_requests_are_refused_with_their_reason() {
-    let Some((ca, key)) = ca().await else { return };
+    let (ca, key) = ca().await;
     let ott = || token(&ca, &key, SIGN, WEB, &[WEB]);
     let cases: [(&str, Value, u16, &str); 5] = [
         (
@@ -410,7 +398,7 @@ async fn crl_entries(ca: &TestCa) -> Vec<(String, Option<u8>)> {
 
 #[tokio::test]
 async fn revoke_by_serial_with_a_token() {
-    let Some((ca, key)) = ca().await else { return };
+    let (ca, key) = ca().await;
     let issued = sign(&ca, &key, &[WEB]).await;
     // Colons and upper case are fine.
     let spelled = issued
@@ -446,7 +434,7 @@ async fn revoke_by_serial_with_a_token() {
 
 #[tokio::test]
 async fn revoke_refuses_tokens_for_another_serial_or_audience() {
-    let Some((ca, key)) = ca().await else { return };
+    let (ca, key) = ca().await;
     let issued = sign(&ca, &key, &[WEB]).await;
     let ott = token(&ca, &key, REVOKE, "4a0b", &[]);
     let reply = post(&ca, REVOKE, &json!({"serial": issued.serial, "ott": ott})).await;
@@ -475,7 +463,7 @@ async fn revoke_refuses_tokens_for_another_serial_or_audience() {
 
 #[tokio::test]
 async fn renew_issues_the_same_names_again() {
-    let Some((ca, key)) = ca().await else { return };
+    let (ca, key) = ca().await;
     let issued = sign(&ca, &key, &[WEB, WWW]).await;
     ca.clock.advance(Duration::hours(12));
     let renewed = Issued::from_reply(&renew(&ca, Some(&issued), &json!({})).await);
@@ -512,7 +500,7 @@ async fn renew_issues_the_same_names_again() {
 
 #[tokio::test]
 async fn renew_with_a_csr_rotates_the_key_but_not_the_names() {
-    let Some((ca, key)) = ca().await else { return };
+    let (ca, key) = ca().await;
     let issued = sign(&ca, &key, &[WEB]).await;
     let (same, _) = csr(&[WEB], &[]);
     let renewed = Issued::from_reply(&renew(&ca, Some(&issued), &json!({"csr": same})).await);
@@ -538,7 +526,7 @@ async fn renew_without_a_client_certificate_is_refused() {
 
 #[tokio::test]
 async fn renew_needs_a_known_client_certificate() {
-    let Some((ca, key)) = ca().await else { return };
+    let (ca, key) = ca().await;
     let issued = sign(&ca, &key, &[WEB]).await;
     // A certificate that is not the stored one (same serial, other bytes) is unknown.
     let mut forged = Issued {
@@ -557,16 +545,13 @@ async fn renew_needs_a_known_client_certificate() {
 
 #[tokio::test]
 async fn renew_is_refused_when_the_provisioner_disables_it() {
-    let Some((ca, key)) = ca_with(|_, ops| {
+    let (ca, key) = ca_with(|_, ops| {
         ops.claims = Some(PartialClaims {
             disable_renewal: Some(true),
             ..PartialClaims::default()
         });
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     let issued = sign(&ca, &key, &[WEB]).await;
     expect_error(
         &renew(&ca, Some(&issued), &json!({})).await,
@@ -577,7 +562,7 @@ async fn renew_is_refused_when_the_provisioner_disables_it() {
 
 #[tokio::test]
 async fn renew_after_expiry_only_if_the_claims_allow_it() {
-    let Some((ca, key)) = ca().await else { return };
+    let (ca, key) = ca().await;
     let issued = sign(&ca, &key, &[WEB]).await;
     ca.clock.advance(Duration::hours(25));
     expect_error(
@@ -586,16 +571,13 @@ async fn renew_after_expiry_only_if_the_claims_allow_it() {
         "certificateExpired",
     );
 
-    let Some((ca, key)) = ca_with(|_, ops| {
+    let (ca, key) = ca_with(|_, ops| {
         ops.claims = Some(PartialClaims {
             allow_renewal_after_expiry: Some(true),
             ..PartialClaims::default()
         });
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     let issued = sign(&ca, &key, &[WEB]).await;
     ca.clock.advance(Duration::hours(25));
     let renewed = Issued::from_reply(&renew(&ca, Some(&issued), &json!({})).await);
