@@ -277,6 +277,32 @@ async fn a_replayed_token_is_refused() {
     expect_error(&post(&ca, SIGN, &body).await, 401, "tokenReplayed");
 }
 
+/// A token bound to a key (`cnf.jkt`, as minted for an ACME account) signs only a CSR of that
+/// key.
+#[tokio::test]
+async fn a_bound_token_signs_only_a_csr_of_its_key() {
+    let (ca, key) = ca().await;
+    let (pem, csr_key) = csr(&[WEB], &[]);
+    let csr_thumbprint = mayfly::jose::Jwk::from_spki(&rcgen::PublicKeyData::subject_public_key_info(&csr_key))
+        .unwrap()
+        .thumbprint();
+    let bound = |jkt: &str| {
+        let now = ca.now().unix_timestamp();
+        sign_jwt(
+            &key,
+            Some(&key.jwk().thumbprint()),
+            &json!({"iss": "ops", "aud": format!("{BASE}{SIGN}"), "sub": WEB, "sans": [WEB],
+                    "iat": now, "nbf": now, "exp": now + 300,
+                    "jti": mayfly::authority::random_id(), "cnf": {"jkt": jkt}}),
+        )
+    };
+    let other = SigningKey::generate_p256().jwk().thumbprint();
+    let reply = post(&ca, SIGN, &json!({"csr": pem, "ott": bound(&other)})).await;
+    expect_error(&reply, 401, "accountMismatch");
+    let reply = post(&ca, SIGN, &json!({"csr": pem, "ott": bound(&csr_thumbprint)})).await;
+    Issued::from_reply(&reply);
+}
+
 #[tokio::test]
 async fn a_token_for_another_audience_is_refused() {
     let (ca, key) = ca().await;

@@ -183,6 +183,7 @@ impl Authority {
     ) -> DirectResult<DirectCertificate> {
         let identity = self.redeemed_identity(token, audience).await?;
         let mut csr = parse_csr(&request.csr_der)?;
+        check_binding(&identity, &csr)?;
         check_allowed(&identity, &csr)?;
         check_key(&csr)?;
         // A CN that repeats one of the email addresses is dropped: only DNS names and IP
@@ -679,6 +680,26 @@ fn check_key(csr: &ParsedCsr) -> DirectResult<()> {
 /// Every name of the CSR must be one the token allows ([`TokenIdentity::allows`]); an email
 /// address only if the token lists it among its names (an OIDC user's own, verified address)
 /// or comes from an admin.
+/// A token bound to a key (`cnf.jkt`, minted for an ACME account) is only good for a CSR of
+/// that key: the CSR's signature proves possession, so a stolen token is useless to anyone
+/// else here too.
+fn check_binding(identity: &TokenIdentity, csr: &ParsedCsr) -> DirectResult<()> {
+    let Some(bound) = identity.account_thumbprint.as_deref() else {
+        return Ok(());
+    };
+    let csr_key = crate::jose::Jwk::from_spki(&csr.spki_der)
+        .map(|key| key.thumbprint())
+        .unwrap_or_default();
+    if csr_key == bound {
+        return Ok(());
+    }
+    Err(DirectError::refused(
+        401,
+        TokenErrorKind::AccountMismatch.as_str(),
+        "the token is bound to a key (cnf.jkt) that is not the CSR's key",
+    ))
+}
+
 fn check_allowed(identity: &TokenIdentity, csr: &ParsedCsr) -> DirectResult<()> {
     let mut refused: Vec<String> = csr
         .names()
