@@ -283,9 +283,10 @@ async fn a_replayed_token_is_refused() {
 async fn a_bound_token_signs_only_a_csr_of_its_key() {
     let (ca, key) = ca().await;
     let (pem, csr_key) = csr(&[WEB], &[]);
-    let csr_thumbprint = mayfly::jose::Jwk::from_spki(&rcgen::PublicKeyData::subject_public_key_info(&csr_key))
-        .unwrap()
-        .thumbprint();
+    let csr_thumbprint =
+        mayfly::jose::Jwk::from_spki(&rcgen::PublicKeyData::subject_public_key_info(&csr_key))
+            .unwrap()
+            .thumbprint();
     let bound = |jkt: &str| {
         let now = ca.now().unix_timestamp();
         sign_jwt(
@@ -299,7 +300,12 @@ async fn a_bound_token_signs_only_a_csr_of_its_key() {
     let other = SigningKey::generate_p256().jwk().thumbprint();
     let reply = post(&ca, SIGN, &json!({"csr": pem, "ott": bound(&other)})).await;
     expect_error(&reply, 401, "accountMismatch");
-    let reply = post(&ca, SIGN, &json!({"csr": pem, "ott": bound(&csr_thumbprint)})).await;
+    let reply = post(
+        &ca,
+        SIGN,
+        &json!({"csr": pem, "ott": bound(&csr_thumbprint)}),
+    )
+    .await;
     Issued::from_reply(&reply);
 }
 
@@ -608,4 +614,37 @@ async fn renew_after_expiry_only_if_the_claims_allow_it() {
     ca.clock.advance(Duration::hours(25));
     let renewed = Issued::from_reply(&renew(&ca, Some(&issued), &json!({})).await);
     assert_eq!(renewed.sans(), issued.sans());
+}
+
+/// A static provisioner (Anchor's user and secret; development only) signs without a token;
+/// a wrong secret is `badCredentials`, and mixing both ways is malformed.
+#[tokio::test]
+async fn a_static_provisioner_signs_with_its_user_and_secret() {
+    use mayfly::provisioner::StaticProvisionerConfig;
+    let (ca, key) = ca_with(|config, _| {
+        config.provisioners.insert(
+            "dev".into(),
+            ProvisionerConfig::Static(StaticProvisionerConfig {
+                user: "dev".into(),
+                secret: "sixteen-chars-ok".into(),
+                ..StaticProvisionerConfig::default()
+            }),
+        );
+    })
+    .await;
+    let (pem, _) = csr(&[WEB], &[]);
+    let with =
+        |secret: &str| json!({"csr": pem, "provisioner": "dev", "user": "dev", "secret": secret});
+    let issued = Issued::from_reply(&post(&ca, SIGN, &with("sixteen-chars-ok")).await);
+    assert!(!issued.serial.is_empty());
+    expect_error(
+        &post(&ca, SIGN, &with("sixteen-chars-no")).await,
+        401,
+        "badCredentials",
+    );
+    let unknown = json!({"csr": pem, "provisioner": "ops", "user": "dev", "secret": "x"});
+    expect_error(&post(&ca, SIGN, &unknown).await, 401, "unknownProvisioner");
+    let mut both = with("sixteen-chars-ok");
+    both["ott"] = json!(token(&ca, &key, SIGN, WEB, &[WEB]));
+    expect_error(&post(&ca, SIGN, &both).await, 400, "malformed");
 }

@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::authority::direct::SignRequest;
+use crate::authority::direct::{Credentials, SignRequest};
 
 use super::{Caller, JsonBody, V1Error};
 
@@ -16,7 +16,11 @@ pub struct SignBody {
     /// PEM, or base64 DER.
     pub csr: String,
     /// The one-time token (a JWK provisioner's JWT, an OIDC ID token).
-    pub ott: String,
+    pub ott: Option<String>,
+    /// Instead of a token: a static provisioner's name, user and secret (development only).
+    pub provisioner: Option<String>,
+    pub user: Option<String>,
+    pub secret: Option<String>,
     pub profile: Option<String>,
     /// RFC 3339.
     pub not_after: Option<String>,
@@ -28,6 +32,19 @@ pub async fn sign(
     Caller(caller): Caller,
     JsonBody(body): JsonBody<SignBody>,
 ) -> Result<Response, V1Error> {
+    let credentials = match (body.ott, body.provisioner, body.user, body.secret) {
+        (Some(ott), None, None, None) => Credentials::Token(ott),
+        (None, Some(provisioner), Some(user), Some(secret)) => Credentials::Static {
+            provisioner,
+            user,
+            secret,
+        },
+        _ => {
+            return Err(super::malformed(
+                "send either ott, or provisioner, user and secret (a static provisioner)",
+            ));
+        }
+    };
     let request = SignRequest {
         csr_der: super::decode_csr(&body.csr)?,
         profile: body.profile,
@@ -36,7 +53,7 @@ pub async fn sign(
     let app = &state.0;
     let issued = app
         .authority
-        .direct_sign(&body.ott, &app.links.v1_sign(), request, caller)
+        .direct_sign(&credentials, &app.links.v1_sign(), request, caller)
         .await?;
     Ok(super::issued(&issued))
 }
