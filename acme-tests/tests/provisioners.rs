@@ -173,6 +173,76 @@ encrypted_key_file = "{}"
     let body: Value = response.json().await.expect("a JSON error");
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["type"], "tokenReplayed", "{body}");
+
+    // A fresh token signs a CSR at /v1/sign; the certificate then renews itself over mutual
+    // TLS at /v1/renew, for the same name and the provisioner's lifetime (the hours profile:
+    // 1 day, plus the 1 minute backdate).
+    let fresh = cli(&[
+        "token",
+        "--config",
+        path(&config),
+        "--provisioner",
+        "ops",
+        "--san",
+        NAME,
+        "--ca-url",
+        &base,
+        "--password-file",
+        path(&password),
+    ])
+    .await;
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let mut params = rcgen::CertificateParams::new(vec![NAME.to_owned()]).expect("params");
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let csr_pem = params
+        .serialize_request(&key)
+        .expect("a CSR")
+        .pem()
+        .expect("PEM");
+    let response = http
+        .post(format!("{base}/v1/sign"))
+        .json(&json!({ "csr": csr_pem, "ott": fresh.trim() }))
+        .send()
+        .await
+        .expect("/v1/sign answers");
+    assert_eq!(response.status(), 201);
+    let signed: Value = response.json().await.expect("JSON");
+    let fullchain = signed["fullchain"].as_str().expect("a full chain");
+    verify_pem(fullchain.as_bytes(), &root, &[NAME]).expect("the signed chain verifies");
+
+    let identity = format!("{}{fullchain}", key.serialize_pem());
+    let mtls = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&root).expect("the root as a certificate"),
+        )
+        .identity(reqwest::Identity::from_pem(identity.as_bytes()).expect("an identity"))
+        .build()
+        .expect("an mTLS client");
+    let response = mtls
+        .post(format!("{base}/v1/renew"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("/v1/renew answers");
+    assert_eq!(response.status(), 201);
+    let renewed: Value = response.json().await.expect("JSON");
+    assert_ne!(renewed["serial"], signed["serial"]);
+    let renewed_chain = renewed["fullchain"].as_str().expect("a full chain");
+    verify_pem(renewed_chain.as_bytes(), &root, &[NAME]).expect("the renewed chain verifies");
+    let not_before = time::OffsetDateTime::parse(
+        renewed["notBefore"].as_str().expect("notBefore"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("RFC 3339");
+    let not_after = time::OffsetDateTime::parse(
+        renewed["notAfter"].as_str().expect("notAfter"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("RFC 3339");
+    assert_eq!(
+        not_after - not_before,
+        time::Duration::hours(24) + time::Duration::minutes(1)
+    );
     server.stop().expect("stop");
 }
 
