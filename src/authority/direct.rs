@@ -29,7 +29,7 @@ use crate::acme::{AccountStatus, Identifier, Problem, ProblemType};
 use crate::issuer::csr::{CsrError, ParsedCsr};
 use crate::issuer::reissue::IssuedLeaf;
 use crate::issuer::{IssuanceRequest, IssuerError, LeafProfile};
-use crate::jose::{JoseError, Jwk, SigningKey};
+use crate::jose::SigningKey;
 use crate::policy::validators::{CsrFacts, Requester};
 use crate::policy::{self, Profile, Validity};
 use crate::provisioner::{ProvisionerPolicy, TokenError, TokenErrorKind, TokenIdentity};
@@ -721,12 +721,7 @@ fn parse_csr(der: &[u8]) -> DirectResult<ParsedCsr> {
 
 /// The CSR's key must be a key ACME would accept for an account (RFC 8555 §11.1's bounds).
 fn check_key(csr: &ParsedCsr) -> DirectResult<()> {
-    let key = Jwk::from_spki(&csr.spki_der).map_err(|e| match e {
-        JoseError::BadKey(why) => Problem::new(ProblemType::BadPublicKey, why),
-        other => Problem::bad_csr(other.to_string()),
-    })?;
-    key.validate()
-        .map_err(|e| Problem::new(ProblemType::BadPublicKey, format!("the CSR's key: {e}")))?;
+    super::finalize::csr_key(csr)?;
     Ok(())
 }
 

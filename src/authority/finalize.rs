@@ -260,12 +260,7 @@ impl Authority {
             ))
             .into());
         }
-        let key = Jwk::from_spki(&csr.spki_der).map_err(|e| match e {
-            JoseError::BadKey(why) => Problem::new(ProblemType::BadPublicKey, why),
-            other => Problem::bad_csr(other.to_string()),
-        })?;
-        key.validate()
-            .map_err(|e| Problem::new(ProblemType::BadPublicKey, format!("the CSR's key: {e}")))?;
+        let key = csr_key(&csr)?;
         match self.store.account_by_thumbprint(&key.thumbprint()).await {
             Ok(_) => {
                 return Err(Problem::bad_csr(
@@ -310,4 +305,16 @@ impl Authority {
 
 fn list(ids: &BTreeSet<&Identifier>) -> String {
     ids.iter().map(|i| i.value()).collect::<Vec<_>>().join(", ")
+}
+
+/// The CSR's public key, which must be a key ACME would accept for an account (RFC 8555
+/// §11.1's bounds): `badPublicKey` otherwise.
+pub(super) fn csr_key(csr: &ParsedCsr) -> Result<Jwk> {
+    let key = Jwk::from_spki(&csr.spki_der).map_err(|e| match e {
+        JoseError::BadKey(why) => Problem::new(ProblemType::BadPublicKey, why),
+        other => Problem::bad_csr(other.to_string()),
+    })?;
+    key.validate()
+        .map_err(|e| Problem::new(ProblemType::BadPublicKey, format!("the CSR's key: {e}")))?;
+    Ok(key)
 }
