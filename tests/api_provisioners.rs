@@ -201,6 +201,12 @@ async fn each_acme_provisioner_has_its_own_directory() {
 async fn an_account_belongs_to_the_directory_that_created_it() {
     let s = setup("").await;
     let account = s.teams_account().await;
+    // Every answer links to its own directory (RFC 8555 §7.1).
+    let reply = s.ca.post_as_get(&account, &account.url).await;
+    assert_eq!(
+        reply.header("link"),
+        Some(format!("<{BASE}{TEAMS}/directory>;rel=\"index\"").as_str())
+    );
     assert!(
         account.url.starts_with(&format!("{BASE}{TEAMS}/account/")),
         "{}",
