@@ -308,3 +308,51 @@ async fn metrics_can_be_turned_off() {
     let reply = ca.request(Method::GET, "/metrics").await;
     reply.expect_problem(404, "malformed");
 }
+
+/// The direct API counts its certificates too (a static provisioner: no token needed).
+#[tokio::test]
+async fn a_direct_api_issuance_is_counted() {
+    use mayfly::provisioner::{ProvisionerConfig, StaticProvisionerConfig};
+    let mut config = Config::default();
+    config.provisioners.insert(
+        "dev".into(),
+        ProvisionerConfig::Static(StaticProvisionerConfig {
+            user: "dev".into(),
+            secret: "sixteen-chars-ok".into(),
+            ..StaticProvisionerConfig::default()
+        }),
+    );
+    let ca = TestCa::with_config(config).await;
+    let issued = |text: &str| value(text, "mayfly_certificates_issued_total", &[]);
+    let signed = |text: &str| {
+        value(
+            text,
+            "mayfly_http_requests_total",
+            &["endpoint=\"/v1/sign\"", "status=\"201\""],
+        )
+    };
+    let before = scrape(&ca).await;
+
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["web.test".to_owned()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    let body =
+        json!({"csr": pem, "provisioner": "dev", "user": "dev", "secret": "sixteen-chars-ok"});
+    let reply = ca
+        .post_bytes(
+            "/v1/sign",
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+
+    let after = scrape(&ca).await;
+    assert!(issued(&after) >= issued(&before) + 1.0, "{after}");
+    assert!(signed(&after) >= signed(&before) + 1.0, "{after}");
+    assert!(
+        value(&after, "mayfly_issuance_duration_seconds_count", &[]) >= 1.0,
+        "{after}"
+    );
+}
