@@ -27,6 +27,8 @@ pub struct App {
     pub links: Links,
     /// Every provisioner: ACME directories, token verifiers, per-provisioner policy.
     pub provisioners: std::sync::Arc<crate::provisioner::Provisioners>,
+    /// Renders `GET /metrics`; `None` when `metrics.enabled` is false.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl App {
@@ -89,7 +91,14 @@ impl App {
             .shared_secret("nonce_hmac_key")
             .await
             .context("reading the nonce key from the database")?;
+        // Installed before the first request, so nothing counted is lost.
+        let metrics = if config.metrics.enabled {
+            crate::telemetry::install()
+        } else {
+            None
+        };
         Ok(App {
+            metrics,
             provisioners,
             nonces: NonceService::new(&secret, config.acme.nonce_lifetime.0),
             links: Links::new(config.base_url()),

@@ -350,6 +350,9 @@ pub struct ServeArgs {
     /// Database URL (database.url).
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// Log format: text or json (log.format).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<crate::config::LogFormat>,
 }
 
 #[derive(Debug, Args)]
@@ -387,6 +390,7 @@ impl ServeArgs {
         flags = flag(flags, "server.data_dir", self.common.data_dir.clone());
         flags = flag(flags, "server.listen", self.listen);
         flags = flag(flags, "database.url", self.database_url.clone());
+        flags = flag(flags, "log.format", self.log_format);
         Config::load(self.common.config.as_deref(), flags)
     }
 }

@@ -31,7 +31,39 @@ pub struct Config {
     /// Provisioners besides the default ACME one (`[acme]`): `[provisioners.<name>]` with
     /// `type = "acme" | "jwk" | "oidc" | "static"`.
     pub provisioners: std::collections::BTreeMap<String, crate::provisioner::ProvisionerConfig>,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
     pub testing: TestingConfig,
+}
+
+/// Prometheus metrics (`GET /metrics` on the main listener).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics`; when false the route answers 404 and nothing is recorded.
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true }
+    }
+}
+
+/// The log written to standard error (the level comes from the `MAYFLY_LOG` variable).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (one human-readable line per event) or `json` (one JSON object per line).
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// Knobs that make Mayfly misbehave on purpose, so clients' error handling can be tested.
@@ -536,6 +568,8 @@ mod tests {
         assert_eq!(c.crl.url, None);
         assert_eq!(c.crl.next_update, HumanDuration::hours(24));
         assert_eq!(c.crl.regenerate_every, HumanDuration::hours(1));
+        assert!(c.metrics.enabled);
+        assert_eq!(c.log.format, LogFormat::Text);
         assert!(
             c.database_url()
                 .starts_with("sqlite://./mayfly-data/mayfly.db")
@@ -560,6 +594,8 @@ mod tests {
         assert!(e.0.contains("database.url"), "{e}");
         let e = load_toml("[crl]\nurl = \"https://crl.example/x.crl\"\n").unwrap_err();
         assert!(e.0.contains("crl.url"), "{e}");
+        let e = load_toml("[log]\nformat = \"xml\"\n").unwrap_err();
+        assert!(e.0.contains("log.format"), "{e}");
         let e = load_toml("[crl]\nregenerate_every = \"1d\"\n").unwrap_err();
         assert!(e.0.contains("crl.regenerate_every"), "{e}");
     }

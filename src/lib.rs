@@ -15,6 +15,8 @@
 //! - [`config`], [`cli`], [`app`], [`server`], [`clock`]: configuration, the command line, the
 //!   composition root, the listeners, and injected time.
 //! - [`admin`]: operator commands (`mayfly admin …`) on the database.
+//! - [`telemetry`]: the Prometheus recorder behind `GET /metrics` (the metrics are recorded
+//!   where their facts happen).
 //! - [`renew`]: the renewal agent (`mayfly renew`), an ACME client that keeps certificates fresh.
 
 pub mod acme;
@@ -32,4 +34,5 @@ pub mod provisioner;
 pub mod renew;
 pub mod server;
 pub mod storage;
+pub mod telemetry;
 pub mod validation;

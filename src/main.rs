@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mayfly::cli::{Cli, Command, PASSPHRASE_ENV, passphrase};
-use mayfly::config::{Config, ConfigError};
+use mayfly::config::{Config, ConfigError, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 /// Exit codes: 0 success, 1 a runtime failure, 2 bad configuration or usage.
@@ -14,13 +14,6 @@ const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("MAYFLY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     // One crypto provider, installed explicitly (CRATES.md): aws-lc-rs.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -47,10 +40,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs to standard error at the level `MAYFLY_LOG` sets (default `info`), as text or as one
+/// JSON object per line.
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = EnvFilter::try_from_env("MAYFLY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    mayfly::telemetry::log_subscriber(format, filter, std::io::stderr, ansi).init();
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // `serve` logs in its configured format, known once its configuration is read.
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_logging(LogFormat::Text);
+    }
     match cli.command {
         Command::Serve(args) => {
             let config = args.config()?;
+            init_logging(config.log.format);
             warn_if_unencrypted();
             if config.testing.nonce_reject_percent > 0 {
                 eprintln!(

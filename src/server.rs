@@ -39,6 +39,9 @@ pub async fn serve(app: App, tls: ServerTls) -> anyhow::Result<()> {
         .with_context(|| format!("binding the CRL listener (crl.listen) to {crl_listen}"))?;
     tokio::spawn(serve_crls(crl_listener, state.clone()));
     tokio::spawn(regenerate_crls(state.clone()));
+    if let Some(metrics) = state.0.metrics.clone() {
+        tokio::spawn(metrics_upkeep(metrics));
+    }
 
     let server = axum_server::bind_rustls(listen, RustlsConfig::from_config(Arc::new(rustls)))
         .handle(handle.clone())
@@ -111,6 +114,15 @@ async fn prune_nonces_and_tokens(state: AppState) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning used tokens failed"),
         }
+    }
+}
+
+/// Folds the histograms' pending samples in, whether or not anyone scrapes `/metrics`.
+async fn metrics_upkeep(metrics: metrics_exporter_prometheus::PrometheusHandle) {
+    let mut tick = tokio::time::interval(crate::telemetry::UPKEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        metrics.run_upkeep();
     }
 }
 

@@ -1877,3 +1877,38 @@ provisioners_contract!(
     challenge_token_identity_race,
 );
 // --- end of provisioners (issue 6) ---
+
+// ---------------------------------------------------------------------------------------------
+// Operations (issue 7): readiness
+
+/// `ping` answers while the store is open and fails once it is closed (what `GET /ready`
+/// reports as a database that is not ready).
+async fn ping_and_close(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+    store.ping().await.unwrap();
+    store.close().await;
+    assert!(store.ping().await.is_err(), "ping after close");
+}
+
+macro_rules! ops_contract {
+    ($($check:ident),+ $(,)?) => {
+        mod ops_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Sqlite, _, _>(super::$check).await;
+                }
+            )+
+        }
+        mod ops_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Postgres, _, _>(super::$check).await;
+                }
+            )+
+        }
+    };
+}
+
+ops_contract!(ping_and_close);

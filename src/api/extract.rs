@@ -201,24 +201,28 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
     jws.verify(&key).map_err(jose_problem)?;
     // The nonce is redeemed last, so a request that fails the checks above does not use
     // it up (RFC 8555 §6.5).
-    let nonce = jws
-        .header
-        .nonce
-        .as_deref()
-        .ok_or_else(|| Problem::bad_nonce("the JWS has no nonce"))?;
+    let nonce = jws.header.nonce.as_deref().ok_or_else(|| {
+        metrics::counter!("mayfly_nonces_rejected_total", "reason" => "missing").increment(1);
+        Problem::bad_nonce("the JWS has no nonce")
+    })?;
     let now = app.authority.now();
-    let expires = app.nonces.check(nonce, now).map_err(Problem::bad_nonce)?;
+    let expires = app.nonces.check(nonce, now).map_err(|why| {
+        metrics::counter!("mayfly_nonces_rejected_total", "reason" => "invalid").increment(1);
+        Problem::bad_nonce(why)
+    })?;
     let reject_percent = app.config.testing.nonce_reject_percent;
     if app
         .nonces
         .reject_for_testing(nonce, &key.thumbprint(), reject_percent)
     {
+        metrics::counter!("mayfly_nonces_rejected_total", "reason" => "testing").increment(1);
         return Err(Problem::bad_nonce(
             "the nonce was rejected on purpose (testing.nonce_reject_percent); retry with a fresh one",
         )
         .into());
     }
     if !app.authority.redeem_nonce(nonce, expires).await? {
+        metrics::counter!("mayfly_nonces_rejected_total", "reason" => "reused").increment(1);
         return Err(Problem::bad_nonce("the nonce was already used").into());
     }
     Ok(Verified {

@@ -14,14 +14,16 @@ pub mod key_change;
 pub mod links;
 pub mod new_authz;
 pub mod nonce;
+pub mod ops;
 pub mod order;
 pub mod orders;
 pub mod renewal_info;
+pub mod request_id;
 pub mod revoke;
 pub mod v1;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -48,10 +50,31 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             context::resolve,
         ))
-        // After the layers: the direct API gets no nonces, no directory link and no
-        // provisioner routing.
+        // After the layers: the direct API and the operations endpoints get no nonces, no
+        // directory link and no provisioner routing.
         .merge(v1::router())
+        .merge(ops::router())
+        // Around everything: request metrics, and outermost the request id, so every log line
+        // of a request carries it.
+        .layer(middleware::from_fn(count_requests))
+        .layer(middleware::from_fn(request_id::request_id))
         .with_state(state)
+}
+
+/// `mayfly_http_requests_total` and `mayfly_http_request_duration_seconds`, labelled with the
+/// route template (`/acme/order/{id}`), never the raw path: the label set stays small.
+async fn count_requests(req: Request, next: Next) -> Response {
+    let endpoint = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("mayfly_http_requests_total", "endpoint" => endpoint.clone(), "status" => status).increment(1);
+    metrics::histogram!("mayfly_http_request_duration_seconds", "endpoint" => endpoint)
+        .record(started.elapsed());
+    response
 }
 
 /// The resources of one ACME provisioner, relative to its root.

@@ -134,6 +134,7 @@ impl Authority {
             error = error.map(|p| p.to_string()).unwrap_or_default(),
             "validation finished"
         );
+        metrics::counter!("mayfly_validations_total", "type" => kind.as_str().to_owned(), "outcome" => to.to_string()).increment(1);
         let validated_at = outcome.is_ok().then_some(now);
         if let Err(e) = self
             .store

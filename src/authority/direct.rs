@@ -609,6 +609,7 @@ impl Authority {
         order: Order,
         reissue: Reissue,
     ) -> DirectResult<DirectCertificate> {
+        let started = std::time::Instant::now();
         let request = IssuanceRequest {
             csr_der: reissue.csr_der,
             identifiers: order.identifiers.clone(),
@@ -649,6 +650,11 @@ impl Authority {
             self.fail_direct_order(&order.id).await;
             return Err(e.into());
         }
+        let profile = order.profile.clone().unwrap_or_default();
+        metrics::counter!("mayfly_certificates_issued_total", "profile" => profile.clone())
+            .increment(1);
+        metrics::histogram!("mayfly_issuance_duration_seconds", "profile" => profile)
+            .record(started.elapsed());
         tracing::info!(
             order = %order.id,
             account = %order.account_id,

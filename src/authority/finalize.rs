@@ -51,6 +51,7 @@ impl Authority {
         csr_b64: &str,
         requester: &Requester,
     ) -> Result<OrderView> {
+        let started = std::time::Instant::now();
         let view = self.order(account, order_id).await?;
         if view.status != OrderStatus::Ready {
             return Err(Problem::new(
@@ -122,6 +123,9 @@ impl Authority {
             }
             return Err(e.into());
         }
+        metrics::counter!("mayfly_certificates_issued_total", "profile" => profile_name.to_owned())
+            .increment(1);
+        metrics::histogram!("mayfly_issuance_duration_seconds", "profile" => profile_name.to_owned()).record(started.elapsed());
         tracing::info!(
             order = %view.order.id,
             serial = %certificate.serial,

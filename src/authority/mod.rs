@@ -7,6 +7,7 @@ pub mod challenge;
 pub mod direct;
 pub mod finalize;
 pub mod order;
+pub mod readiness;
 pub mod renewal;
 pub mod revocation;
 pub mod state;

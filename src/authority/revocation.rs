@@ -258,6 +258,15 @@ impl Authority {
         Ok(self.crls.offer(crl))
     }
 
+    /// Sets `mayfly_crl_age_seconds` from the latest CRL signed here, if any (at scrape time:
+    /// an age set when the CRL is signed would never grow).
+    pub fn observe_crl_age(&self) {
+        if let Some(crl) = self.crls.latest() {
+            let age = (self.now() - crl.this_update).as_seconds_f64();
+            metrics::gauge!("mayfly_crl_age_seconds", "issuer" => self.issuer.crl_name()).set(age);
+        }
+    }
+
     /// The CRL named `name` (the file name without `.crl`), if it is this issuer's: the latest
     /// one signed here, signing one first if there is none yet.
     pub async fn crl(&self, name: &str) -> Result<Option<Arc<Crl>>> {

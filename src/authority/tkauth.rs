@@ -32,6 +32,8 @@ impl Authority {
             Err(e) => Err(token_problem(&e).with_identifier(identifier.clone())),
         };
         let now = self.now();
+        let result = if outcome.is_ok() { "valid" } else { "invalid" };
+        metrics::counter!("mayfly_validations_total", "type" => ChallengeType::TkAuth01.as_str().to_owned(), "outcome" => result).increment(1);
         match &outcome {
             Ok(identity) => {
                 let identity = serde_json::to_value(identity)

@@ -171,6 +171,13 @@ pub struct Certificate {
 /// The storage contract. Every method is one transaction.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// A trivial query (`SELECT 1`): the database answers. Readiness (`GET /ready`) asks it.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Closes every connection; later calls fail. For shutdown (and for tests of a database
+    /// that went away).
+    async fn close(&self);
+
     /// Returns the stored value of `key`, first storing `value` if there is none. Replicas use
     /// this to agree on shared secrets (the nonce key) without a separate set-up step.
     async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String>;

@@ -59,6 +59,8 @@ pub struct TestCa {
     pub clock: Arc<FakeClock>,
     pub resolver: Arc<FakeResolver>,
     pub issuer: Arc<Issuer>,
+    /// The app's database (a test may close it: a database that went away).
+    pub store: Arc<dyn mayfly::storage::Store>,
     /// Tokens the http-01 target knows; any other token gets 404.
     answers: Answers,
     _dir: TempDir,
@@ -177,7 +179,7 @@ impl TestCa {
         resolver.insert(NAME, vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
         resolver.insert("b.example.com", vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
         let parts = Parts {
-            store,
+            store: store.clone(),
             issuer: issuer.clone(),
             clock: clock.clone(),
             resolver: resolver.clone(),
@@ -192,6 +194,7 @@ impl TestCa {
             clock,
             resolver,
             issuer,
+            store,
             answers,
             _dir: dir,
         }
