@@ -1,7 +1,7 @@
 //! `mayfly renew`, the renewal agent, against a real Mayfly (and Pebble): first issuance,
 //! doing nothing when nothing is due, the 2/3 fallback without ARI, failures that leave the
-//! installed files alone, the post_renew hook's environment, and the daemon renewing
-//! short-lived certificates again and again.
+//! installed files alone, the post_renew hook's environment, the daemon renewing
+//! short-lived certificates again and again, and tkauth-01 with a token command.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use acme_tests::mayfly::{self, COMMAND_TIMEOUT, output_text};
+use acme_tests::mayfly::{self, COMMAND_TIMEOUT, MayflyServer, ServeOptions, output_text};
 use acme_tests::ports::free_tcp_port;
 use acme_tests::verify::verify_chain;
 use acme_tests::{AcmeTarget, Environment, Subprocess};
@@ -43,12 +43,16 @@ struct Setup<'a> {
 
 impl Agent {
     fn new(environment: &Environment) -> Self {
+        Self::for_target(environment.target().clone())
+    }
+
+    fn for_target(target: AcmeTarget) -> Self {
         Agent {
             dir: tempfile::Builder::new()
                 .prefix("mayfly-renew-")
                 .tempdir()
                 .expect("temp dir"),
-            target: environment.target().clone(),
+            target,
         }
     }
 
@@ -530,4 +534,169 @@ async fn renews_when_the_ari_window_is_moved_to_now_through_the_admin_command() 
     );
     let (_, _, new_serial) = validity(&agent.outputs()["cert.pem"]);
     assert_ne!(new_serial, serial, "no new certificate");
+}
+
+/// A Mayfly whose ACME provisioner `teams` takes tokens of the JWK provisioner `ops` instead of
+/// challenges (`token_only`), and the private JWK file of `ops`.
+struct TokenServer {
+    server: MayflyServer,
+    key_file: PathBuf,
+    _dir: TempDir,
+}
+
+impl TokenServer {
+    async fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("mayfly-tkauth-")
+            .tempdir()
+            .expect("temp dir");
+        let ops = ::mayfly::jose::SigningKey::generate_p256();
+        let key_file = dir.path().join("ops.jwk");
+        fs::write(
+            &key_file,
+            serde_json::Value::Object(ops.private_jwk()).to_string(),
+        )
+        .expect("the private JWK");
+        let public = serde_json::to_string(&ops.jwk()).expect("JSON");
+        let config = dir.path().join("mayfly.toml");
+        fs::write(
+            &config,
+            format!(
+                r#"
+[provisioners.teams]
+type = "acme"
+token_authorizers = ["ops"]
+token_only = true
+
+[provisioners.ops]
+type = "jwk"
+key = '{public}'
+"#
+            ),
+        )
+        .expect("mayfly.toml");
+        let server = MayflyServer::start(&ServeOptions {
+            data_dir: Some(dir.path().join("data")),
+            config: Some(config),
+            ..ServeOptions::default()
+        })
+        .await
+        .expect("mayfly starts");
+        TokenServer {
+            server,
+            key_file,
+            _dir: dir,
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("https://127.0.0.1:{}", self.server.port())
+    }
+
+    /// An agent on the `teams` directory.
+    fn agent(&self) -> Agent {
+        Agent::for_target(AcmeTarget {
+            directory_url: format!("{}/acme/teams/directory", self.base()),
+            tls_root: self.server.root_ca(),
+            issuer_root: self.server.root_ca(),
+            // token_only: the server validates nothing over the network.
+            http01_port: 0,
+        })
+    }
+
+    /// `mayfly token` for the name and the account key the agent passes in its environment,
+    /// with `thumbprint` in place of the account's when given.
+    fn token_command(&self, thumbprint: Option<&str>) -> String {
+        format!(
+            "'{binary}' token --provisioner ops --key '{key}' --san \"$MAYFLY_IDENTIFIER\" \
+             --account-thumbprint \"{thumbprint}\" --ca-url {base}",
+            binary = mayfly::binary().display(),
+            key = self.key_file.display(),
+            thumbprint = thumbprint.unwrap_or("$MAYFLY_ACCOUNT_THUMBPRINT"),
+            base = self.base(),
+        )
+    }
+}
+
+fn tkauth(token_command: &str) -> String {
+    format!("{{ type = \"tkauth-01\", token_command = {token_command:?} }}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tkauth_01_with_a_token_command_obtains_a_certificate() {
+    acme_tests::install_crypto_provider();
+    let server = TokenServer::start().await;
+    let agent = server.agent();
+    agent.write_config(&setup(tkauth(&server.token_command(None))));
+
+    let output = agent.run(&["--once", "--verbose"]).await;
+    assert_success(&output, "the run with tkauth-01");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).starts_with("web: renewed"),
+        "{}",
+        output_text(&output)
+    );
+    verify_chain(
+        &agent.path("out/fullchain.pem"),
+        &server.server.root_ca(),
+        &[NAME],
+    )
+    .expect("the full chain verifies against the root, with the SAN");
+    let outputs = agent.outputs();
+    assert_eq!(
+        [outputs["cert.pem"].clone(), outputs["chain.pem"].clone()].concat(),
+        outputs["fullchain.pem"]
+    );
+    assert_eq!(mode(&agent.path("out/key.pem")), 0o600, "key mode");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tkauth_01_failures_name_the_cause_and_write_nothing() {
+    acme_tests::install_crypto_provider();
+    let server = TokenServer::start().await;
+    let agent = server.agent();
+    let no_files = |what: &str| {
+        assert!(
+            !agent.path("out").exists()
+                || fs::read_dir(agent.path("out"))
+                    .expect("out dir")
+                    .next()
+                    .is_none(),
+            "{what} wrote files"
+        );
+    };
+
+    agent.write_config(&setup(tkauth("echo no token today >&2; exit 3")));
+    let failed = agent.run(&["--once"]).await;
+    assert_eq!(failed.status.code(), Some(1), "{}", output_text(&failed));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("web: renewal failed")
+            && stderr.contains("token_command of certificate \"web\" for renew.mayfly.test")
+            && stderr.contains("no token today"),
+        "{stderr}"
+    );
+    no_files("a failing token_command");
+
+    agent.write_config(&setup(tkauth("true")));
+    let empty = agent.run(&["--once", "--force"]).await;
+    assert_eq!(empty.status.code(), Some(1), "{}", output_text(&empty));
+    let stderr = String::from_utf8_lossy(&empty.stderr);
+    assert!(stderr.contains("printed no token"), "{stderr}");
+    no_files("an empty token");
+
+    // A token bound to another key: the server refuses it and says why.
+    let other = ::mayfly::jose::SigningKey::generate_p256()
+        .jwk()
+        .thumbprint();
+    agent.write_config(&setup(tkauth(&server.token_command(Some(&other)))));
+    let refused = agent.run(&["--once", "--force"]).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", output_text(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("tkauth-01 challenge for renew.mayfly.test is invalid")
+            && stderr.contains("accountMismatch"),
+        "{stderr}"
+    );
+    no_files("a refused token");
 }

@@ -1,9 +1,11 @@
 //! The ACME side of the agent, on instant-acme: the account (created once, stored 0600,
 //! reused), renewal information (RFC 9773), and one order from newOrder to the downloaded
-//! chain.
+//! chain. The one request instant-acme cannot make, the tkauth-01 answer, goes through
+//! [`super::tkauth`] with the same account key and the same trusted roots.
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -24,8 +26,10 @@ use serde::{Deserialize, Serialize};
 use super::config::{AgentConfig, CertificateConfig, ChallengeConfig, ServerConfig};
 use super::dns01::DnsHook;
 use super::files;
+use super::hooks;
 use super::http01::Standalone;
 use super::schedule::Window;
+use super::tkauth::TokenAnswerer;
 use super::webroot::Webroot;
 
 /// Polling an order: start at a quarter second, back off gently, give up after two minutes
@@ -35,7 +39,10 @@ const POLL: RetryPolicy = RetryPolicy::new()
     .backoff(1.5)
     .timeout(Duration::from_secs(120));
 /// The dns-01 hook gets as long as the post_renew hook.
-const DNS_HOOK_TIMEOUT: Duration = super::hooks::DEFAULT_TIMEOUT;
+const DNS_HOOK_TIMEOUT: Duration = hooks::DEFAULT_TIMEOUT;
+/// Bound on each request the agent makes itself (the tkauth-01 answer and its nonce); the
+/// server checks a token on the spot, so an answer takes well under a second.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The account file: the server it belongs to and instant-acme's credentials.
 #[derive(Serialize, Deserialize)]
@@ -44,8 +51,60 @@ struct AccountFile {
     credentials: AccountCredentials,
 }
 
+/// The account as instant-acme holds it, with what the agent's own requests need: the
+/// account key (PKCS#8 DER) and the server's settings.
+#[derive(Clone)]
+pub struct Session {
+    pub account: Account,
+    key_pkcs8: Arc<[u8]>,
+    server: ServerConfig,
+}
+
+impl Session {
+    fn new(account: Account, key_pkcs8: Arc<[u8]>, server: &ServerConfig) -> Self {
+        Session {
+            account,
+            key_pkcs8,
+            server: server.clone(),
+        }
+    }
+
+    /// The answerer of tkauth-01 challenges for `certificate`, with `command`.
+    fn token_answerer(
+        &self,
+        certificate: &CertificateConfig,
+        command: &str,
+    ) -> Result<TokenAnswerer> {
+        let key = crate::jose::SigningKey::from_pkcs8(&self.key_pkcs8)
+            .context("the account key cannot sign the tkauth-01 answer")?;
+        let mut http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
+        if let Some(tls) = tls_config(&self.server)? {
+            http = http.tls_backend_preconfigured(tls);
+        }
+        let timeout = certificate
+            .hooks
+            .timeout
+            .and_then(|t| t.0.try_into().ok())
+            .unwrap_or(hooks::DEFAULT_TIMEOUT);
+        Ok(TokenAnswerer::new(
+            certificate.id(),
+            command,
+            timeout,
+            &self.server.directory,
+            http.build()
+                .context("building the HTTPS client for tkauth-01")?,
+            key,
+            self.account.id(),
+        ))
+    }
+}
+
+fn key_of(credentials: &AccountCredentials) -> Arc<[u8]> {
+    credentials.private_key().secret_pkcs8_der().into()
+}
+
 /// Load the account from `config.account.file`, or create it on the server and store it.
-pub async fn account(config: &AgentConfig) -> Result<Account> {
+pub async fn account(config: &AgentConfig) -> Result<Session> {
     let path = &config.account.file;
     match std::fs::read(path) {
         Ok(bytes) => {
@@ -59,17 +118,19 @@ pub async fn account(config: &AgentConfig) -> Result<Account> {
                     config.server.directory
                 );
             }
-            builder(&config.server)?
+            let key_pkcs8 = key_of(&stored.credentials);
+            let account = builder(&config.server)?
                 .from_credentials(stored.credentials)
                 .await
-                .with_context(|| format!("loading the account from {}", path.display()))
+                .with_context(|| format!("loading the account from {}", path.display()))?;
+            Ok(Session::new(account, key_pkcs8, &config.server))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(config, path).await,
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 
-async fn create(config: &AgentConfig, path: &Path) -> Result<Account> {
+async fn create(config: &AgentConfig, path: &Path) -> Result<Session> {
     let contact: Vec<&str> = config.server.contact.iter().map(String::as_str).collect();
     let eab = match &config.server.eab {
         Some(eab) => {
@@ -92,21 +153,38 @@ async fn create(config: &AgentConfig, path: &Path) -> Result<Account> {
         )
         .await
         .with_context(|| format!("creating an account on {}", config.server.directory))?;
+    let session = Session::new(account, key_of(&credentials), &config.server);
     let stored = serde_json::to_vec_pretty(&AccountFile {
         directory: config.server.directory.clone(),
         credentials,
     })?;
     files::write_atomic(path, &stored, files::PRIVATE)
         .with_context(|| format!("storing the new account in {}", path.display()))?;
-    tracing::info!(account = account.id(), "created an ACME account");
-    Ok(account)
+    tracing::info!(account = session.account.id(), "created an ACME account");
+    Ok(session)
 }
 
 /// An account builder whose HTTPS client trusts every certificate in `ca_bundle`, or the
 /// platform's roots without one.
 fn builder(server: &ServerConfig) -> Result<instant_acme::AccountBuilder> {
-    let Some(bundle) = &server.ca_bundle else {
+    let Some(tls) = tls_config(server)? else {
         return Ok(Account::builder()?);
+    };
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .build();
+    let client: HyperClient<_, BodyWrapper<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build(connector);
+    Ok(Account::builder_with_http(Box::new(client)))
+}
+
+/// A TLS configuration trusting every certificate in `ca_bundle` and nothing else; `None`
+/// without a bundle (the platform's roots then decide).
+fn tls_config(server: &ServerConfig) -> Result<Option<rustls::ClientConfig>> {
+    let Some(bundle) = &server.ca_bundle else {
+        return Ok(None);
     };
     let mut roots = rustls::RootCertStore::empty();
     for certificate in CertificateDer::pem_file_iter(bundle)
@@ -119,17 +197,11 @@ fn builder(server: &ServerConfig) -> Result<instant_acme::AccountBuilder> {
     if roots.is_empty() {
         bail!("server.ca_bundle {} holds no certificate", bundle.display());
     }
-    let tls = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .build();
-    let client: HyperClient<_, BodyWrapper<Bytes>> =
-        HyperClient::builder(TokioExecutor::new()).build(connector);
-    Ok(Account::builder_with_http(Box::new(client)))
+    Ok(Some(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
 }
 
 /// The server's renewal information for `ari_id`: the window and how long to wait before
@@ -168,7 +240,7 @@ pub struct Issued {
 /// Run one order for `certificate` with `key`, replacing `replaces` (an ARI identifier)
 /// when the server offers ARI.
 pub async fn order(
-    account: &Account,
+    session: &Session,
     certificate: &CertificateConfig,
     key: &KeyPair,
     replaces: Option<&str>,
@@ -181,6 +253,7 @@ pub async fn order(
             Err(_) => Identifier::Dns(name.clone()),
         })
         .collect();
+    let account = &session.account;
     let mut new_order = NewOrder::new(&identifiers);
     if let Some(profile) = profile(account, certificate)? {
         new_order = new_order.profile(profile);
@@ -210,7 +283,7 @@ pub async fn order(
     }
     .context("newOrder")?;
 
-    let mut responder = Responder::start(&certificate.challenge).await?;
+    let mut responder = Responder::start(session, certificate).await?;
     let answered = answer_challenges(&mut order, &mut responder).await;
     let status = match answered {
         Ok(()) => order
@@ -284,6 +357,12 @@ async fn answer_challenges(
             .ok_or_else(|| anyhow!("the server offers no {wanted:?} challenge for {identifier}"))?;
         let key_authorization = challenge.key_authorization();
         match responder {
+            Responder::Token(answerer) => {
+                // The answer is the token itself, not the empty object of set_ready.
+                let token = answerer.token(&identifier).await?;
+                answerer.answer(&challenge.url, &identifier, &token).await?;
+                continue;
+            }
             Responder::Standalone(server) => {
                 server.provision(&challenge.token, key_authorization.as_str())
             }
@@ -332,11 +411,12 @@ enum Responder {
     Standalone(Standalone),
     Webroot(Webroot),
     Dns { hook: DnsHook, delay: Duration },
+    Token(Box<TokenAnswerer>),
 }
 
 impl Responder {
-    async fn start(config: &ChallengeConfig) -> Result<Self> {
-        Ok(match config {
+    async fn start(session: &Session, certificate: &CertificateConfig) -> Result<Self> {
+        Ok(match &certificate.challenge {
             ChallengeConfig::Http01Standalone { listen } => {
                 Responder::Standalone(Standalone::start(*listen).await.map_err(|e| anyhow!(e))?)
             }
@@ -348,6 +428,9 @@ impl Responder {
                 hook: DnsHook::new(command, DNS_HOOK_TIMEOUT),
                 delay: propagation_delay.0.try_into().unwrap_or_default(),
             },
+            ChallengeConfig::TkAuth01 { token_command } => Responder::Token(Box::new(
+                session.token_answerer(certificate, token_command)?,
+            )),
         })
     }
 
@@ -355,12 +438,13 @@ impl Responder {
         match self {
             Responder::Standalone(_) | Responder::Webroot(_) => ChallengeType::Http01,
             Responder::Dns { .. } => ChallengeType::Dns01,
+            Responder::Token(_) => ChallengeType::Unknown("tkauth-01".to_owned()),
         }
     }
 
     async fn cleanup(&mut self) {
         match self {
-            Responder::Standalone(_) => {}
+            Responder::Standalone(_) | Responder::Token(_) => {}
             Responder::Webroot(webroot) => webroot.cleanup(),
             Responder::Dns { hook, .. } => hook.cleanup().await,
         }

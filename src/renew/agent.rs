@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
-use instant_acme::Account;
 use rcgen::{KeyPair, PublicKeyData, RsaKeySize};
 use time::{Duration, OffsetDateTime};
 
@@ -47,24 +46,24 @@ pub struct Options {
 /// The agent: its configuration and, once needed, its account.
 pub struct Agent {
     pub config: AgentConfig,
-    account: Option<Account>,
+    session: Option<acme::Session>,
 }
 
 impl Agent {
     pub fn new(config: AgentConfig) -> Self {
         Agent {
             config,
-            account: None,
+            session: None,
         }
     }
 
-    async fn account(&mut self) -> Result<Account> {
-        if let Some(account) = &self.account {
-            return Ok(account.clone());
+    async fn session(&mut self) -> Result<acme::Session> {
+        if let Some(session) = &self.session {
+            return Ok(session.clone());
         }
-        let account = acme::account(&self.config).await?;
-        self.account = Some(account.clone());
-        Ok(account)
+        let session = acme::account(&self.config).await?;
+        self.session = Some(session.clone());
+        Ok(session)
     }
 
     /// Look at `certificate` and renew it if due, updating `state`.
@@ -121,8 +120,8 @@ impl Agent {
             &inspected.ari_id,
             quick_local_reason(&quick),
         ) {
-            let account = self.account().await?;
-            match acme::renewal_info(&account, ari_id).await {
+            let session = self.session().await?;
+            match acme::renewal_info(&session.account, ari_id).await {
                 Ok(Some((suggested, retry))) => {
                     ari = true;
                     window = Some(suggested);
@@ -167,8 +166,9 @@ impl Agent {
         let mut retry_after = None;
         let mut window = None;
         if let Some(ari_id) = &installed.ari_id {
-            let account = self.account().await?;
-            if let Ok(Some((suggested, retry))) = acme::renewal_info(&account, ari_id).await {
+            let session = self.session().await?;
+            if let Ok(Some((suggested, retry))) = acme::renewal_info(&session.account, ari_id).await
+            {
                 window = Some(suggested);
                 retry_after = Some(Duration::try_from(retry).unwrap_or(Duration::ZERO));
             }
@@ -217,8 +217,8 @@ impl Agent {
         journal: &std::path::Path,
     ) -> Result<()> {
         let (key, reused) = key_for(certificate)?;
-        let account = self.account().await?;
-        let issued = acme::order(&account, certificate, &key, replaces).await?;
+        let session = self.session().await?;
+        let issued = acme::order(&session, certificate, &key, replaces).await?;
         let blocks = pem_blocks(&issued.chain_pem);
         let Some(leaf) = blocks.first() else {
             bail!("the server returned no certificate");

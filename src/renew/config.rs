@@ -210,6 +210,33 @@ pub enum ChallengeConfig {
         #[serde(default = "zero")]
         propagation_delay: HumanDuration,
     },
+    /// tkauth-01 (in the shape of RFC 9447, `tkauth-type` `atc`): a token from the operator's
+    /// command stands in for a network challenge. The command runs with `/bin/sh -c`, gets
+    /// `MAYFLY_IDENTIFIER`, `MAYFLY_ACCOUNT_THUMBPRINT` and `MAYFLY_DIRECTORY`, and prints
+    /// the token on stdout.
+    #[serde(rename = "tkauth-01")]
+    TkAuth01 { token_command: String },
+}
+
+impl ChallengeConfig {
+    /// Whether this method can prove control of `name`: RFC 8738 §7 rules out dns-01 for IP
+    /// addresses, RFC 8555 §7.1.3 allows wildcards only through dns-01; a token (tkauth-01)
+    /// may authorize either.
+    fn validates(&self, name: &str) -> Result<(), &'static str> {
+        let is_ip = name.parse::<IpAddr>().is_ok();
+        match self {
+            ChallengeConfig::Dns01Hook { .. } if is_ip => Err(
+                "is an IP address, which dns-01 cannot validate (RFC 8738 §7); use http-01 or \
+                 tkauth-01",
+            ),
+            ChallengeConfig::Http01Standalone { .. } | ChallengeConfig::Http01Webroot { .. }
+                if name.starts_with("*.") =>
+            {
+                Err("is a wildcard, which needs dns-01 or tkauth-01 (RFC 8555 §7.1.3)")
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 fn default_http01_listen() -> SocketAddr {
@@ -270,20 +297,16 @@ impl AgentConfig {
                 if name.is_empty() || name.contains(char::is_whitespace) {
                     return error(format!("certificate {id:?}: bad name {name:?}"));
                 }
-                let is_ip = name.parse::<IpAddr>().is_ok();
-                if is_ip && matches!(certificate.challenge, ChallengeConfig::Dns01Hook { .. }) {
-                    return error(format!(
-                        "certificate {id:?}: {name} is an IP address, which dns-01 cannot \
-                         validate (RFC 8738 §7); use http-01"
-                    ));
+                if let Err(reason) = certificate.challenge.validates(name) {
+                    return error(format!("certificate {id:?}: {name} {reason}"));
                 }
-                if name.starts_with("*.")
-                    && !matches!(certificate.challenge, ChallengeConfig::Dns01Hook { .. })
-                {
-                    return error(format!(
-                        "certificate {id:?}: the wildcard {name} needs dns-01 (RFC 8555 §7.1.3)"
-                    ));
-                }
+            }
+            if let ChallengeConfig::TkAuth01 { token_command } = &certificate.challenge
+                && token_command.trim().is_empty()
+            {
+                return error(format!(
+                    "certificate {id:?}: challenge.token_command must not be empty"
+                ));
             }
             let paths = [
                 certificate.cert.as_ref(),
@@ -363,7 +386,7 @@ challenge = { type = "http-01", listen = "127.0.0.1:5002" }
 
     #[test]
     fn refusals() {
-        let cases: [(&str, String, &str); 7] = [
+        let cases: [(&str, String, &str); 11] = [
             (
                 "unknown key",
                 MINIMAL.replace("key_type", "x").replace(
@@ -401,6 +424,35 @@ challenge = { type = "http-01", listen = "127.0.0.1:5002" }
                 "IP address",
             ),
             (
+                "tkauth-01 without token_command",
+                MINIMAL.replace(
+                    "{ type = \"http-01\", listen = \"127.0.0.1:5002\" }",
+                    "{ type = \"tkauth-01\" }",
+                ),
+                "token_command",
+            ),
+            (
+                "tkauth-01 with an empty token_command",
+                MINIMAL.replace(
+                    "{ type = \"http-01\", listen = \"127.0.0.1:5002\" }",
+                    "{ type = \"tkauth-01\", token_command = \" \" }",
+                ),
+                "token_command must not be empty",
+            ),
+            (
+                "token_command with http-01",
+                MINIMAL.replace(
+                    "listen = \"127.0.0.1:5002\" }",
+                    "listen = \"127.0.0.1:5002\", token_command = \"mayfly token\" }",
+                ),
+                "token_command",
+            ),
+            (
+                "wildcard with http-01",
+                MINIMAL.replace("192.0.2.1", "*.example.test"),
+                "needs dns-01 or tkauth-01",
+            ),
+            (
                 "unknown key type",
                 MINIMAL.replace("key = \"/etc", "key_type = \"dsa\"\nkey = \"/etc"),
                 "dsa",
@@ -410,6 +462,22 @@ challenge = { type = "http-01", listen = "127.0.0.1:5002" }
             let error = AgentConfig::parse(&text).expect_err(case);
             assert!(error.0.contains(expected), "{case}: {error}");
         }
+    }
+
+    #[test]
+    fn tkauth_takes_a_token_command_and_any_identifier() {
+        let text = MINIMAL
+            .replace("192.0.2.1", "*.apps.example.test\", \"192.0.2.1")
+            .replace(
+                "{ type = \"http-01\", listen = \"127.0.0.1:5002\" }",
+                "{ type = \"tkauth-01\", token_command = \"mayfly token --san \\\"$MAYFLY_IDENTIFIER\\\"\" }",
+            );
+        let config = AgentConfig::parse(&text).unwrap();
+        assert!(matches!(
+            &config.certificates[0].challenge,
+            ChallengeConfig::TkAuth01 { token_command }
+                if token_command == "mayfly token --san \"$MAYFLY_IDENTIFIER\""
+        ));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Running the operator's commands: the `post_renew` hook and the dns-01 hook. Every run is
-//! bounded by a timeout (the child is killed after it), and a failure carries the exit status
+//! Running the operator's commands: the `post_renew` hook, the dns-01 hook and the tkauth-01
+//! token command. Every run is bounded by a timeout (the child is killed after it), and a failure carries the exit status
 //! and the end of what the command printed.
 
 use std::process::Stdio;
@@ -13,7 +13,12 @@ const OUTPUT_TAIL: usize = 2000;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Run `command` (stdin closed, output captured); an error explains the failure.
-pub async fn run(mut command: Command, timeout: Duration) -> Result<(), String> {
+pub async fn run(command: Command, timeout: Duration) -> Result<(), String> {
+    output(command, timeout).await.map(drop)
+}
+
+/// Run `command` like [`run`] and return what it printed on stdout (lossily UTF-8).
+pub async fn output(mut command: Command, timeout: Duration) -> Result<String, String> {
     let description = format!("{:?}", command.as_std());
     command
         .stdin(Stdio::null())
@@ -30,7 +35,7 @@ pub async fn run(mut command: Command, timeout: Duration) -> Result<(), String> 
         Err(_) => return Err(format!("{description} did not finish within {timeout:?}")),
     };
     if output.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
     }
     let mut printed = String::from_utf8_lossy(&output.stderr).into_owned();
     printed.push_str(&String::from_utf8_lossy(&output.stdout));
@@ -75,5 +80,9 @@ mod tests {
             .await
             .unwrap_err();
         assert!(error.contains("did not finish"), "{error}");
+        let printed = output(shell("echo \"$MAYFLY_RENEW_TEST\"", &env), DEFAULT_TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!(printed, "value\n");
     }
 }

@@ -6,9 +6,9 @@
 //! - [`schedule`]: when to renew, a pure function (ARI window, 2/3 of the lifetime, at once).
 //! - [`inspect`]: reading the installed certificate and key back.
 //! - [`acme`]: the account and one order, on instant-acme; renewal information (RFC 9773).
-//! - [`http01`], [`webroot`], [`dns01`]: the challenge responders.
+//! - [`http01`], [`webroot`], [`dns01`], [`tkauth`]: the challenge responders.
 //! - [`files`]: atomic, crash-consistent installation of a certificate and its key.
-//! - [`hooks`]: running the post_renew and dns-01 commands.
+//! - [`hooks`]: running the post_renew, dns-01 and tkauth-01 token commands.
 //! - [`state`]: what the agent remembers between runs.
 //! - [`agent`]: one look at one certificate; [`daemon`] and [`status`] build on it.
 //!
@@ -28,6 +28,7 @@ pub mod inspect;
 pub mod schedule;
 pub mod state;
 pub mod status;
+pub mod tkauth;
 pub mod webroot;
 
 use anyhow::{Context, Result, bail};
