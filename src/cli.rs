@@ -30,6 +30,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create the data directory, the CA and the server certificate, then exit.
     Init(InitArgs),
+    /// Ask a running server whether it is ready (GET /ready, trusting the data directory's
+    /// root); exit 0 if it is, 1 if not. For container health checks.
+    Healthcheck(HealthcheckArgs),
     /// Check a configuration file and explain what is wrong with it.
     CheckConfig {
         /// The TOML file to check.
@@ -52,6 +55,28 @@ pub enum Command {
     /// Mint a one-time token (a JWT) for a JWK provisioner; prints it on stdout.
     #[command(long_about = TOKEN_ABOUT)]
     Token(TokenArgs),
+}
+
+/// `mayfly healthcheck`: the server's address, data directory and base URL as `serve` reads
+/// them.
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (server.data_dir), for root-ca.pem.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Liveness only (GET /health) instead of readiness (GET /ready).
+    #[arg(long)]
+    pub live: bool,
+}
+
+impl HealthcheckArgs {
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let flags = flag(Figment::new(), "server.data_dir", self.data_dir.clone());
+        Config::load(self.config.as_deref(), flags)
+    }
 }
 
 // --- `mayfly provisioner` and `mayfly token` (issue 6: JWK provisioners) ---

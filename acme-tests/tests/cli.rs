@@ -197,3 +197,56 @@ async fn check_config_explains_a_bad_provisioner() {
         assert!(text.contains(want), "{name}: {text}");
     }
 }
+
+/// `mayfly healthcheck` (the container health check) asks the running server over HTTPS,
+/// trusting the data directory's root: exit 0 when ready or live, 1 once it is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn healthcheck_answers_for_a_running_server_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let server = MayflyServer::start(&ServeOptions {
+        data_dir: Some(data_dir.clone()),
+        ..ServeOptions::default()
+    })
+    .await
+    .expect("mayfly starts");
+    let listen = format!("127.0.0.1:{}", server.port());
+    let check = |live: bool| {
+        let mut command = mayfly::command();
+        command
+            .arg("healthcheck")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env("MAYFLY__SERVER__LISTEN", &listen);
+        if live {
+            command.arg("--live");
+        }
+        command
+    };
+    for live in [false, true] {
+        let output = mayfly::run(check(live), QUICK_COMMAND_TIMEOUT)
+            .await
+            .expect("healthcheck runs");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "live={live}: {}",
+            mayfly::output_text(&output)
+        );
+    }
+    server.stop().expect("stop");
+    let output = mayfly::run(check(false), QUICK_COMMAND_TIMEOUT)
+        .await
+        .expect("healthcheck runs");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        mayfly::output_text(&output)
+    );
+    assert!(
+        mayfly::output_text(&output).contains("/ready"),
+        "{}",
+        mayfly::output_text(&output)
+    );
+}
