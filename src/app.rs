@@ -29,20 +29,45 @@ pub struct App {
     pub provisioners: std::sync::Arc<crate::provisioner::Provisioners>,
     /// Renders `GET /metrics`; `None` when `metrics.enabled` is false.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Each ACME provisioner with its links, built once: requests only clone two `Arc`s.
+    acme_contexts: std::collections::BTreeMap<String, crate::api::context::Acme>,
 }
 
 impl App {
     /// The default ACME provisioner (`[acme]`) with its links.
     pub fn default_acme(&self) -> crate::api::context::Acme {
-        crate::api::context::Acme {
-            provisioner: self
-                .provisioners
-                .acme(crate::provisioner::DEFAULT_ACME)
-                .cloned()
-                .expect("the default ACME provisioner is always built"),
-            links: self.links.clone(),
-        }
+        self.acme(crate::provisioner::DEFAULT_ACME)
+            .expect("the default ACME provisioner is always built")
     }
+
+    /// The ACME provisioner called `name` with its links.
+    pub fn acme(&self, name: &str) -> Option<crate::api::context::Acme> {
+        self.acme_contexts.get(name).cloned()
+    }
+}
+
+/// Every ACME provisioner's request context: the default one at the root URLs, the others
+/// under `/acme/<name>/`.
+fn acme_contexts(
+    provisioners: &crate::provisioner::Provisioners,
+    links: &Links,
+) -> std::collections::BTreeMap<String, crate::api::context::Acme> {
+    provisioners
+        .acme_names()
+        .filter_map(|name| provisioners.acme(name))
+        .map(|provisioner| {
+            let links = if provisioner.name == crate::provisioner::DEFAULT_ACME {
+                links.clone()
+            } else {
+                links.for_provisioner(&provisioner.name)
+            };
+            let context = crate::api::context::Acme {
+                provisioner: provisioner.clone(),
+                links: Arc::new(links),
+            };
+            (provisioner.name.clone(), context)
+        })
+        .collect()
 }
 
 /// The router's state: one shared `App`.
@@ -97,11 +122,13 @@ impl App {
         } else {
             None
         };
+        let links = Links::new(config.base_url());
         Ok(App {
             metrics,
+            acme_contexts: acme_contexts(&provisioners, &links),
             provisioners,
             nonces: NonceService::new(&secret, config.acme.nonce_lifetime.0),
-            links: Links::new(config.base_url()),
+            links,
             authority,
             config,
         })

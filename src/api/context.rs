@@ -22,7 +22,7 @@ use super::links::Links;
 #[derive(Clone, Debug)]
 pub struct Acme {
     pub provisioner: Arc<AcmeProvisioner>,
-    pub links: Links,
+    pub links: Arc<Links>,
 }
 
 /// Resolves the request's provisioner from its path. `/acme/<name>/…` for a `<name>` that is
@@ -48,11 +48,7 @@ fn context_for_path(state: &AppState, path: &str) -> Option<Acme> {
     if name == DEFAULT_ACME || crate::provisioner::is_reserved_name(name) {
         return Some(app.default_acme());
     }
-    let provisioner = app.provisioners.acme(name)?;
-    Some(Acme {
-        links: app.links.for_provisioner(&provisioner.name),
-        provisioner: provisioner.clone(),
-    })
+    app.acme(name)
 }
 
 impl FromRequestParts<AppState> for Acme {
