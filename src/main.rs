@@ -114,39 +114,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Healthcheck(args) => {
             let config = args.config()?;
-            let path = if args.live { "/health" } else { "/ready" };
-            // The listener itself, not server.external_url (a proxy, a name the container may
-            // not resolve); an unspecified address (0.0.0.0, ::) is asked on loopback, which
-            // the server certificate always names.
-            let mut address = config.server.listen;
-            if address.ip().is_unspecified() {
-                address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            if let Err(why) = mayfly::server::healthcheck(&config, args.live).await {
+                eprintln!("{why}");
+                std::process::exit(1)
             }
-            let url = format!("https://{address}{path}");
-            let root = std::fs::read(config.server.data_dir.join("root-ca.pem"))
-                .map_err(|e| anyhow::anyhow!("reading the root certificate: {e}"))?;
-            let client = reqwest::Client::builder()
-                .tls_certs_only([reqwest::Certificate::from_pem(&root)?])
-                .timeout(std::time::Duration::from_secs(5))
-                .build()?;
-            let response = async {
-                let response = client.get(&url).send().await?;
-                let status = response.status();
-                let body = response.text().await.unwrap_or_default();
-                Ok::<_, reqwest::Error>((status, body))
-            }
-            .await;
-            match response {
-                Ok((status, _)) if status.is_success() => Ok(()),
-                Ok((status, body)) => {
-                    eprintln!("{url}: {status} {body}");
-                    std::process::exit(1)
-                }
-                Err(e) => {
-                    eprintln!("{url}: {e}");
-                    std::process::exit(1)
-                }
-            }
+            Ok(())
         }
         Command::CheckConfig { file } => {
             let config = Config::load(Some(&file), figment::Figment::new())?;

@@ -15,6 +15,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::app::{App, AppState, ServerTls};
+use crate::config::Config;
 
 /// How long in-flight requests may finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -145,4 +146,33 @@ async fn regenerate_crls(state: AppState) {
             tracing::error!(error = %e, "signing the CRL failed");
         }
     }
+}
+
+/// `mayfly healthcheck`: asks the listener itself for `/ready` (or `/health` when `live`),
+/// trusting the data directory's root. Not `server.external_url` (a proxy, or a name the
+/// container may not resolve); an unspecified address (0.0.0.0, ::) is asked on loopback,
+/// which the server certificate always names. `Err` says what failed, with the URL.
+pub async fn healthcheck(config: &Config, live: bool) -> Result<(), String> {
+    let path = if live { "/health" } else { "/ready" };
+    let mut address = config.server.listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("https://{address}{path}");
+    let fail = |e: &dyn std::fmt::Display| format!("{url}: {e}");
+    let root = std::fs::read(config.server.data_dir.join("root-ca.pem"))
+        .map_err(|e| fail(&format!("reading the root certificate: {e}")))?;
+    let root = reqwest::Certificate::from_pem(&root).map_err(|e| fail(&e))?;
+    let client = reqwest::Client::builder()
+        .tls_certs_only([root])
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|e| fail(&e))?;
+    let response = client.get(&url).send().await.map_err(|e| fail(&e))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = response.text().await.unwrap_or_default();
+    Err(fail(&format!("{status} {body}")))
 }
