@@ -300,6 +300,8 @@ pub enum AriCommand {
     /// Set the window to [--start, --end].
     Move {
         /// Serial number (hex) or ARI certificate id.
+        // An ARI id is base64url and may start with '-'; it is a value, not a flag.
+        #[arg(allow_hyphen_values = true)]
         certificate: String,
         /// RFC 3339 time, `now`, or `now+DURATION` (e.g. now+30m).
         #[arg(long, value_parser = WindowTime::parse)]
@@ -311,11 +313,15 @@ pub enum AriCommand {
     /// Set the window to [now, now+5m]: clients renew at their next check.
     RenewNow {
         /// Serial number (hex) or ARI certificate id.
+        // An ARI id is base64url and may start with '-'; it is a value, not a flag.
+        #[arg(allow_hyphen_values = true)]
         certificate: String,
     },
     /// Forget a moved window: renewalInfo computes it from the lifetime again.
     Reset {
         /// Serial number (hex) or ARI certificate id.
+        // An ARI id is base64url and may start with '-'; it is a value, not a flag.
+        #[arg(allow_hyphen_values = true)]
         certificate: String,
     },
 }
@@ -444,4 +450,20 @@ impl InitArgs {
 /// The passphrase for the CA keys, if one is set (and not empty).
 pub fn passphrase() -> Option<String> {
     std::env::var(PASSPHRASE_ENV).ok().filter(|p| !p.is_empty())
+}
+
+#[cfg(test)]
+mod ari_argument_tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    /// base64url ARI ids may start with '-', as one in 64 do.
+    #[test]
+    fn an_ari_id_starting_with_a_hyphen_is_a_value() {
+        for command in ["renew-now", "reset"] {
+            let parsed = Cli::try_parse_from(["mayfly", "admin", "ari", command, "-0abc.AQ"]);
+            assert!(parsed.is_ok(), "{command}: {:?}", parsed.err());
+        }
+    }
 }
