@@ -33,6 +33,8 @@ pub struct Config {
     pub provisioners: std::collections::BTreeMap<String, crate::provisioner::ProvisionerConfig>,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub jobs: JobsConfig,
+    pub alerts: AlertsConfig,
     pub testing: TestingConfig,
 }
 
@@ -47,6 +49,58 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig { enabled: true }
+    }
+}
+
+/// Periodic jobs (`[jobs]`). Each runs on one replica at a time: the one holding its lease
+/// in the database, which it renews every run and loses when it stops running.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// How often each job runs (purges, renewal alerts, the renewal gauges).
+    pub interval: HumanDuration,
+    /// Orders that never got a certificate, and authorizations no order uses, are deleted
+    /// this long after they expire; until then a client can still fetch them.
+    pub order_retention: HumanDuration,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            interval: HumanDuration::minutes(1),
+            order_retention: HumanDuration::hours(24),
+        }
+    }
+}
+
+/// Alerts about certificates whose renewal window (RFC 9773) passed without a renewal: a
+/// client stopped renewing (`[alerts]`). Each is reported once, by one replica, as a JSON
+/// POST to the webhook, and counted in `mayfly_certificates_renewal_overdue`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Where alerts are POSTed; none: no webhook (the gauges still count them).
+    pub webhook_url: Option<String>,
+    /// PEM file of the CAs the webhook's HTTPS certificate must chain to; default: the
+    /// system's roots.
+    pub webhook_ca_file: Option<PathBuf>,
+    /// How long one delivery attempt may take.
+    pub timeout: HumanDuration,
+    /// Attempts per alert and run; after the last one the alert waits for the next run.
+    pub attempts: u32,
+    /// The wait before the second attempt; it doubles for each one after.
+    pub backoff: HumanDuration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            webhook_url: None,
+            webhook_ca_file: None,
+            timeout: HumanDuration::seconds(10),
+            attempts: 5,
+            backoff: HumanDuration::seconds(2),
+        }
     }
 }
 
@@ -298,6 +352,8 @@ impl Config {
             ("ca.intermediate_validity", &self.ca.intermediate_validity),
             ("crl.next_update", &self.crl.next_update),
             ("crl.regenerate_every", &self.crl.regenerate_every),
+            ("jobs.interval", &self.jobs.interval),
+            ("alerts.timeout", &self.alerts.timeout),
         ];
         for (key, value) in positive {
             if value.0 <= time::Duration::ZERO {
@@ -308,6 +364,25 @@ impl Config {
             return Err(ConfigError(
                 "ca.intermediate_validity must not exceed ca.root_validity".into(),
             ));
+        }
+        if self.jobs.order_retention.0 < time::Duration::ZERO
+            || self.alerts.backoff.0 < time::Duration::ZERO
+        {
+            return Err(ConfigError(
+                "jobs.order_retention and alerts.backoff must not be negative".into(),
+            ));
+        }
+        if self.alerts.attempts == 0 {
+            return Err(ConfigError("alerts.attempts must be at least 1".into()));
+        }
+        if let Some(url) = &self.alerts.webhook_url {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| ConfigError(format!("alerts.webhook_url {url:?}: {e}")))?;
+            if !matches!(parsed.scheme(), "https" | "http") {
+                return Err(ConfigError(format!(
+                    "alerts.webhook_url {url:?} must be an http:// or https:// URL"
+                )));
+            }
         }
         if self.validation.max_concurrent == 0 {
             return Err(ConfigError(

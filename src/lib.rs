@@ -28,6 +28,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod issuer;
+pub mod jobs;
 pub mod jose;
 pub mod policy;
 pub mod provisioner;

@@ -1,4 +1,5 @@
-//! The HTTPS listener (rustls), graceful shutdown and background jobs.
+//! The HTTPS listener (rustls), graceful shutdown and background tasks (the periodic jobs
+//! of [`crate::jobs`], CRL signing, metrics upkeep).
 //!
 //! The listener asks clients for a certificate but requires none ([`client_auth`]): ACME
 //! clients present none, and `POST /v1/renew` is authenticated by the certificate it renews.
@@ -19,8 +20,6 @@ use crate::config::Config;
 
 /// How long in-flight requests may finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Expired nonces and used tokens are forgotten this often.
-const NONCE_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
 pub async fn serve(app: App, tls: ServerTls) -> anyhow::Result<()> {
     let listen = app.config.server.listen;
@@ -33,7 +32,8 @@ pub async fn serve(app: App, tls: ServerTls) -> anyhow::Result<()> {
 
     let handle: Handle<std::net::SocketAddr> = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
-    tokio::spawn(prune_nonces_and_tokens(state.clone()));
+    let jobs = crate::jobs::Jobs::new(&state)?;
+    let jobs_task = tokio::spawn(jobs.clone().run());
     let crl_listen = state.0.config.crl.listen;
     let crl_listener = tokio::net::TcpListener::bind(crl_listen)
         .await
@@ -58,9 +58,11 @@ pub async fn serve(app: App, tls: ServerTls) -> anyhow::Result<()> {
             println!("  CRL:        {crl_url}");
         }
     });
-    server
-        .await
-        .with_context(|| format!("serving on {listen}"))?;
+    let served = server.await.with_context(|| format!("serving on {listen}"));
+    // Another replica takes the jobs over at once instead of waiting for the leases to end.
+    jobs_task.abort();
+    jobs.release().await;
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -99,23 +101,6 @@ async fn shutdown_on_signal(handle: Handle<std::net::SocketAddr>) {
     }
     tracing::info!("shutting down");
     handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
-}
-
-async fn prune_nonces_and_tokens(state: AppState) {
-    let mut tick = tokio::time::interval(NONCE_PRUNE_INTERVAL);
-    loop {
-        tick.tick().await;
-        match state.0.authority.prune_nonces().await {
-            Ok(n) if n > 0 => tracing::debug!(pruned = n, "forgot expired nonces"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "pruning nonces failed"),
-        }
-        match state.0.authority.prune_used_tokens().await {
-            Ok(n) if n > 0 => tracing::debug!(pruned = n, "forgot expired used tokens"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "pruning used tokens failed"),
-        }
-    }
 }
 
 /// Folds the histograms' pending samples in, whether or not anyone scrapes `/metrics`.

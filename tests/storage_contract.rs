@@ -13,8 +13,8 @@ use mayfly::acme::{AccountStatus, ChallengeStatus, Identifier, Problem, ProblemT
 use mayfly::storage::postgres::PostgresStore;
 use mayfly::storage::sqlite::SqliteStore;
 use mayfly::storage::{
-    Account, Authorization, Certificate, Challenge, EabKey, EabRefusal, Order, OrderCursor,
-    RevokedCertificate, Store, StoreError,
+    Account, Authorization, Certificate, Challenge, EabKey, EabRefusal, Order, OrderCursor, Purged,
+    RenewalQuery, RevokedCertificate, Store, StoreError,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -1912,3 +1912,478 @@ macro_rules! ops_contract {
 }
 
 ops_contract!(ping_and_close);
+
+// ---------------------------------------------------------------------------------------------
+// Periodic jobs (issue 7): leases, purges, overdue renewals
+
+/// A lease goes to one holder until it runs out or is given up; racing holders get one win.
+async fn job_leases(store: Arc<dyn Store>) {
+    let lease = |holder: &'static str, now: i64, until: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .acquire_lease("purge", holder, at(now), at(until))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(lease("a", T0, T0 + 60).await);
+    assert!(!lease("b", T0 + 10, T0 + 70).await, "a holds it");
+    assert!(lease("a", T0 + 20, T0 + 80).await, "the holder renews it");
+    assert!(
+        !lease("b", T0 + 79, T0 + 139).await,
+        "renewed until T0 + 80"
+    );
+    assert!(lease("b", T0 + 80, T0 + 140).await, "ran out: b takes it");
+    assert!(!lease("a", T0 + 81, T0 + 141).await, "b holds it now");
+    // Leases are per job.
+    assert!(
+        store
+            .acquire_lease("renewal-alerts", "a", at(T0 + 81), at(T0 + 141))
+            .await
+            .unwrap()
+    );
+    // Giving up is only the holder's to do.
+    store.release_lease("purge", "a").await.unwrap();
+    assert!(
+        !lease("a", T0 + 82, T0 + 142).await,
+        "a's release changed nothing"
+    );
+    store.release_lease("purge", "b").await.unwrap();
+    assert!(lease("a", T0 + 82, T0 + 142).await, "b gave it up");
+
+    let counter = Arc::new(AtomicU32::new(0));
+    let winners = race(&store, |store| {
+        let holder = format!("racer-{}", counter.fetch_add(1, Ordering::Relaxed));
+        async move {
+            store
+                .acquire_lease("raced", &holder, at(T0), at(T0 + 60))
+                .await
+        }
+    })
+    .await;
+    assert_eq!(winners, 1);
+}
+
+/// A certificate for `order` with its own id, serial and times.
+fn certificate_at(
+    id: &str,
+    order: &Order,
+    serial: &str,
+    not_before: i64,
+    hours: i64,
+) -> Certificate {
+    Certificate {
+        not_before: at(not_before),
+        not_after: at(not_before + hours * 3600),
+        created_at: at(not_before),
+        ..certificate(id, order, serial)
+    }
+}
+
+/// Stores an order of account 1 for `names` and its certificate.
+async fn issued_for(
+    store: &dyn Store,
+    n: u32,
+    names: &[&str],
+    not_before: i64,
+    hours: i64,
+) -> Certificate {
+    match store.insert_account(&account(1)).await {
+        Ok(()) | Err(StoreError::Conflict(_)) => {}
+        Err(e) => panic!("insert_account: {e}"),
+    }
+    let id = format!("order-{n}");
+    let mut authzs = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        authzs.push(authorization(
+            &format!("{id}-authz-{i}"),
+            "acct-1",
+            dns(name),
+        ));
+    }
+    let (mut order, _) = order(&id, "acct-1");
+    order.identifiers = authzs.iter().map(|a| a.identifier.clone()).collect();
+    order.authorization_ids = authzs.iter().map(|a| a.id.clone()).collect();
+    order.profile = Some("hours".into());
+    store.insert_order(&order, &authzs).await.unwrap();
+    let cert = certificate_at(
+        &format!("cert-{n}"),
+        &order,
+        &format!("5e{n:02x}"),
+        not_before,
+        hours,
+    );
+    store.complete_order(&cert).await.unwrap();
+    cert
+}
+
+fn renewal_query(now: i64) -> RenewalQuery {
+    mayfly::authority::jobs::renewal_query(
+        &mayfly::policy::renewal::RenewalSettings::default(),
+        at(now),
+    )
+}
+
+/// The default window of a one-day certificate: centred at half its life, 1% either side.
+const DAY_WINDOW: (i64, i64) = (43_200 - 864, 43_200 + 864);
+
+async fn overdue_renewals(store: Arc<dyn Store>) {
+    let cert = issued_for(&*store, 1, &["a.example.com"], T0, 24).await;
+    let (start, end) = DAY_WINDOW;
+    let counts = |now: i64| {
+        let store = store.clone();
+        async move {
+            let lines = store.renewal_counts(&renewal_query(now)).await.unwrap();
+            lines
+                .iter()
+                .map(|l| (l.profile.clone(), l.due, l.overdue))
+                .collect::<Vec<_>>()
+        }
+    };
+    let hours = Some("hours".to_owned());
+    assert_eq!(counts(T0 + start - 1).await, vec![]);
+    assert_eq!(counts(T0 + start).await, vec![(hours.clone(), 1, 0)]);
+    assert!(
+        store
+            .overdue_renewals(&renewal_query(T0 + end - 1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(counts(T0 + end).await, vec![(hours.clone(), 0, 1)]);
+
+    let overdue = store
+        .overdue_renewals(&renewal_query(T0 + end), 10)
+        .await
+        .unwrap();
+    assert_eq!(overdue.len(), 1);
+    assert_eq!(overdue[0].certificate_id, cert.id);
+    assert_eq!(overdue[0].serial, cert.serial);
+    assert_eq!(overdue[0].account_id, "acct-1");
+    assert_eq!(overdue[0].identifiers, vec![dns("a.example.com")]);
+    assert_eq!(overdue[0].profile, hours);
+    assert_eq!(overdue[0].window_end, at(T0 + end));
+
+    // Reported once.
+    assert!(
+        store
+            .mark_renewal_alerted(&cert.id, at(T0 + end))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_renewal_alerted(&cert.id, at(T0 + end + 1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .overdue_renewals(&renewal_query(T0 + end), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The gauge still counts it: it is still not renewed.
+    assert_eq!(counts(T0 + end).await, vec![(hours.clone(), 0, 1)]);
+    // Expired: neither.
+    assert_eq!(counts(T0 + 86_400).await, vec![]);
+
+    // Renewed without ARI: a newer certificate of the same account for the same names.
+    let old = issued_for(&*store, 2, &["b.example.com", "c.example.com"], T0, 24).await;
+    let other_names = issued_for(&*store, 3, &["b.example.com"], T0 + 100, 24).await;
+    let lines = store
+        .overdue_renewals(&renewal_query(T0 + end + 100), 10)
+        .await
+        .unwrap();
+    let serials: Vec<&str> = lines.iter().map(|l| l.serial.as_str()).collect();
+    assert_eq!(
+        serials,
+        vec![old.serial.as_str(), other_names.serial.as_str()],
+        "soonest expiry first"
+    );
+    let renewal = issued_for(
+        &*store,
+        4,
+        &["b.example.com", "c.example.com"],
+        T0 + 200,
+        24,
+    )
+    .await;
+    let lines = store
+        .overdue_renewals(&renewal_query(T0 + end + 100), 10)
+        .await
+        .unwrap();
+    let serials: Vec<&str> = lines.iter().map(|l| l.serial.as_str()).collect();
+    assert_eq!(
+        serials,
+        vec![other_names.serial.as_str()],
+        "{} was renewed",
+        old.serial
+    );
+    assert_eq!(
+        store
+            .overdue_renewals(&renewal_query(T0 + end + 100), 0)
+            .await
+            .unwrap(),
+        vec![]
+    );
+
+    // Revoked: not a renewal problem.
+    assert!(
+        store
+            .revoke_certificate(&other_names.id, 4, at(T0 + 300))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .overdue_renewals(&renewal_query(T0 + end + 100), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // An administrator's window counts instead of the computed one.
+    store
+        .set_renewal_window(&renewal.id, Some((at(T0 + 300), at(T0 + 400))))
+        .await
+        .unwrap();
+    let lines = store
+        .overdue_renewals(&renewal_query(T0 + 400), 10)
+        .await
+        .unwrap();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].serial, renewal.serial);
+    assert_eq!(lines[0].window_end, at(T0 + 400));
+    assert!(
+        store
+            .overdue_renewals(&renewal_query(T0 + 399), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A replacing order (RFC 9773 §5) that produced a certificate is a renewal, even for other
+/// names; one that did not is not.
+async fn overdue_renewals_with_replaces(store: Arc<dyn Store>) {
+    let cert = issued_for(&*store, 1, &["a.example.com"], T0, 24).await;
+    let (mut replacing, authzs) = order("order-r", "acct-1");
+    replacing.replaces = Some("aki.serial".into());
+    assert!(
+        store
+            .insert_replacing_order(&replacing, &authzs, &cert.id, at(T0 + 100))
+            .await
+            .unwrap()
+    );
+    let now = T0 + DAY_WINDOW.1;
+    assert_eq!(
+        store
+            .overdue_renewals(&renewal_query(now), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let renewal = certificate_at("cert-r", &replacing, "5eff", T0 + 100, 24);
+    store.complete_order(&renewal).await.unwrap();
+    assert!(
+        store
+            .overdue_renewals(&renewal_query(now), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Orders without a certificate and authorizations no order uses go `retention` after they
+/// expire; issued orders, and authorizations they use, stay.
+async fn purge_expired(store: Arc<dyn Store>) {
+    let (pending, pending_authzs) = seed(&*store, "order-pending").await;
+    let issued = issued(&*store, "order-issued", "cert-1", "4a0b").await;
+    let issued_order = store.order(&issued.order_id).await.unwrap();
+    // A stand-alone authorization (newAuthz), and one an issued order uses.
+    let lone = authorization("authz-lone", "acct-1", dns("lone.example.com"));
+    store.insert_authorization(&lone).await.unwrap();
+
+    // The authorizations expire after a day, the orders after a week (the fixtures).
+    assert_eq!(
+        store.purge_expired(at(T0 + 86_400), 100).await.unwrap(),
+        Purged::default()
+    );
+    let purged = store.purge_expired(at(T0 + 86_401), 100).await.unwrap();
+    assert_eq!(
+        purged,
+        Purged {
+            orders: 0,
+            authorizations: 1
+        },
+        "only the lone one is unused"
+    );
+    assert_not_found(store.authorization(&lone.id).await);
+    assert!(store.authorization(&pending_authzs[0].id).await.is_ok());
+
+    let purged = store
+        .purge_expired(at(T0 + 7 * 86_400 + 1), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        purged,
+        Purged {
+            orders: 1,
+            authorizations: 2
+        }
+    );
+    assert_not_found(store.order(&pending.id).await);
+    for authz in &pending_authzs {
+        assert_not_found(store.authorization(&authz.id).await);
+        assert_not_found(store.challenge(&authz.challenges[0].id).await);
+    }
+    assert_eq!(store.order(&issued_order.id).await.unwrap(), issued_order);
+    for id in &issued_order.authorization_ids {
+        store.authorization(id).await.unwrap();
+    }
+    assert_eq!(store.certificate(&issued.id).await.unwrap(), issued);
+    assert_eq!(
+        store
+            .purge_expired(at(T0 + 7 * 86_400 + 1), 100)
+            .await
+            .unwrap(),
+        Purged::default()
+    );
+}
+
+/// Batches are bounded, and a purged replacing order releases the certificate it replaced.
+async fn purge_batches_and_replacing_orders(store: Arc<dyn Store>) {
+    let cert = issued(&*store, "order-issued", "cert-1", "4a0b").await;
+    let (mut replacing, authzs) = order("order-r", "acct-1");
+    replacing.replaces = Some("aki.Sgs".into());
+    assert!(
+        store
+            .insert_replacing_order(&replacing, &authzs, &cert.id, at(T0))
+            .await
+            .unwrap()
+    );
+    for n in 0..3 {
+        seed(&*store, &format!("order-{n}")).await;
+    }
+    let after = at(T0 + 7 * 86_400 + 1);
+    assert_eq!(
+        store.purge_expired(after, 2).await.unwrap(),
+        Purged {
+            orders: 2,
+            authorizations: 2
+        }
+    );
+    assert_eq!(
+        store.purge_expired(after, 2).await.unwrap(),
+        Purged {
+            orders: 2,
+            authorizations: 2
+        }
+    );
+    assert_eq!(
+        store.purge_expired(after, 2).await.unwrap(),
+        Purged {
+            orders: 0,
+            authorizations: 2
+        }
+    );
+    assert_eq!(
+        store.purge_expired(after, 2).await.unwrap(),
+        Purged {
+            orders: 0,
+            authorizations: 2
+        }
+    );
+    assert_eq!(
+        store.purge_expired(after, 2).await.unwrap(),
+        Purged::default()
+    );
+    assert_not_found(store.order(&replacing.id).await);
+    assert_eq!(
+        store.renewal_state("4a0b").await.unwrap().replaced_by_order,
+        None
+    );
+    // The certificate can be replaced again.
+    let (mut again, authzs) = order("order-r2", "acct-1");
+    again.replaces = replacing.replaces.clone();
+    assert!(
+        store
+            .insert_replacing_order(&again, &authzs, &cert.id, after)
+            .await
+            .unwrap()
+    );
+}
+
+/// Two pools on one database (two replicas on PostgreSQL) see one lease.
+async fn lease_across_pools<B: Backend>() {
+    let Some(backend) = B::new().await else {
+        return;
+    };
+    let (first, second) = (backend.store(), backend.reopen().await);
+    assert!(
+        first
+            .acquire_lease("purge", "replica-a", at(T0), at(T0 + 60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !second
+            .acquire_lease("purge", "replica-b", at(T0 + 1), at(T0 + 61))
+            .await
+            .unwrap()
+    );
+    assert!(
+        second
+            .acquire_lease("purge", "replica-b", at(T0 + 60), at(T0 + 120))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !first
+            .acquire_lease("purge", "replica-a", at(T0 + 61), at(T0 + 121))
+            .await
+            .unwrap()
+    );
+    backend.finish().await;
+}
+
+macro_rules! jobs_contract {
+    ($($check:ident),+ $(,)?) => {
+        mod jobs_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Sqlite, _, _>(super::$check).await;
+                }
+            )+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn lease_across_pools() {
+                super::lease_across_pools::<super::Sqlite>().await;
+            }
+        }
+        mod jobs_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Postgres, _, _>(super::$check).await;
+                }
+            )+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn lease_across_pools() {
+                super::lease_across_pools::<super::Postgres>().await;
+            }
+        }
+    };
+}
+
+jobs_contract!(
+    job_leases,
+    overdue_renewals,
+    overdue_renewals_with_replaces,
+    purge_expired,
+    purge_batches_and_replacing_orders,
+);

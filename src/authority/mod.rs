@@ -6,6 +6,7 @@ mod chain;
 pub mod challenge;
 pub mod direct;
 pub mod finalize;
+pub mod jobs;
 pub mod order;
 pub mod readiness;
 pub mod renewal;

@@ -145,6 +145,11 @@ impl Fraction {
     }
 
     /// This share of `d`, rounded down to whole seconds.
+    /// (numerator, denominator).
+    pub const fn parts(self) -> (u32, u32) {
+        (self.numerator, self.denominator)
+    }
+
     pub fn of(self, d: Duration) -> Duration {
         let secs = i128::from(d.whole_seconds()) * i128::from(self.numerator)
             / i128::from(self.denominator);

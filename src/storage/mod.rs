@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::acme::{AccountStatus, ChallengeStatus, Identifier, Problem};
 
+mod jobs_sql;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
@@ -367,6 +368,91 @@ pub trait Store: Send + Sync + 'static {
         identifier: &Identifier,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;
+
+    // --- periodic jobs (issue 7) ---
+    /// Takes or renews the lease on `job` for `holder` until `until`: only if nobody holds
+    /// it, `holder` already does, or the holder's lease ran out by `now`. True if `holder`
+    /// holds it now. One conditional upsert, so of two replicas racing one wins.
+    async fn acquire_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Gives up `holder`'s lease on `job` (at shutdown), so another replica need not wait
+    /// for it to run out.
+    async fn release_lease(&self, job: &str, holder: &str) -> StoreResult<()>;
+    /// Deletes up to `batch` orders without a certificate that expired before `before`, and
+    /// up to `batch` authorizations (with their challenges) that expired before `before` and
+    /// that no remaining order refers to, in one transaction. A certificate marked as
+    /// replaced by a deleted order is released, as if the order had failed (RFC 9773 §5).
+    async fn purge_expired(&self, before: OffsetDateTime, batch: u32) -> StoreResult<Purged>;
+    /// Up to `limit` valid, unrevoked certificates whose renewal window ended by `now`
+    /// without a renewal and that were not reported yet, soonest expiry first. See
+    /// [`RenewalQuery`] for what counts as a renewal.
+    async fn overdue_renewals(
+        &self,
+        query: &RenewalQuery,
+        limit: u32,
+    ) -> StoreResult<Vec<OverdueRenewal>>;
+    /// Records that the certificate's overdue renewal was reported; false if it already was.
+    async fn mark_renewal_alerted(
+        &self,
+        certificate_id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Per profile, how many valid, unrevoked, not yet renewed certificates are inside their
+    /// renewal window at `now`, and how many are past it.
+    async fn renewal_counts(&self, query: &RenewalQuery) -> StoreResult<Vec<RenewalCounts>>;
+}
+
+/// What one `purge_expired` call deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub orders: u64,
+    pub authorizations: u64,
+}
+
+/// The renewal window of every certificate, as the database computes it: an administrator's
+/// window when one was set, otherwise `centre ± margin` of the lifetime as
+/// `policy::renewal::suggested_window` gives it (without its one-second minimum margin, which
+/// only matters for lifetimes of minutes).
+///
+/// A certificate counts as renewed when the order replacing it (RFC 9773 §5) has a
+/// certificate, or when the same account holds a newer certificate for the same identifiers
+/// (clients without ARI renew without `replaces`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenewalQuery {
+    pub now: OffsetDateTime,
+    /// Lifetimes under this many seconds use the `short` fractions.
+    pub short_threshold_secs: i64,
+    /// (numerator, denominator) of the window's centre and half-width in the lifetime.
+    pub short_centre: (i64, i64),
+    pub short_margin: (i64, i64),
+    pub long_centre: (i64, i64),
+    pub long_margin: (i64, i64),
+}
+
+/// A certificate whose renewal window passed without a renewal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OverdueRenewal {
+    pub certificate_id: String,
+    pub serial: String,
+    pub account_id: String,
+    pub identifiers: Vec<Identifier>,
+    pub profile: Option<String>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub window_end: OffsetDateTime,
+}
+
+/// One profile's line of [`Store::renewal_counts`]; `None` is an order without a profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenewalCounts {
+    pub profile: Option<String>,
+    pub due: u64,
+    pub overdue: u64,
 }
 
 /// A certificate with its renewal facts (RFC 9773).

@@ -312,3 +312,28 @@ pub(crate) fn check_nesting(authorizations: &[Authorization]) -> StoreResult<()>
     }
     Ok(())
 }
+
+pub(crate) fn overdue_renewal(row: &impl Columns) -> StoreResult<super::OverdueRenewal> {
+    Ok(super::OverdueRenewal {
+        certificate_id: row.text("id")?,
+        serial: row.text("serial")?,
+        account_id: row.text("account_id")?,
+        identifiers: from_json("orders.identifiers", &row.text("identifiers")?)?,
+        profile: row.opt_text("profile")?,
+        not_before: time(row.int("not_before")?)?,
+        not_after: time(row.int("not_after")?)?,
+        window_end: time(row.int("window_end")?)?,
+    })
+}
+
+pub(crate) fn renewal_counts(row: &impl Columns) -> StoreResult<super::RenewalCounts> {
+    let count = |column: &str| -> StoreResult<u64> {
+        let n = row.opt_int(column)?.unwrap_or(0);
+        u64::try_from(n).map_err(|_| other(format!("{column} count {n} is negative")))
+    };
+    Ok(super::RenewalCounts {
+        profile: row.opt_text("profile")?,
+        due: count("due")?,
+        overdue: count("overdue")?,
+    })
+}

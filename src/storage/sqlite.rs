@@ -16,10 +16,12 @@ use sqlx::sqlite::{
 use sqlx::{SqlSafeStr, Sqlite, Transaction};
 use time::OffsetDateTime;
 
+use super::jobs_sql;
 use super::rows::{self, opt_json, opt_secs, secs, to_json};
 use super::{
     Account, Authorization, Certificate, Challenge, EabKey, EabRefusal, Order, OrderCursor,
-    RenewalState, RevokedCertificate, Store, StoreError, StoreResult,
+    OverdueRenewal, Purged, RenewalCounts, RenewalQuery, RenewalState, RevokedCertificate, Store,
+    StoreError, StoreResult,
 };
 use crate::acme::{ChallengeStatus, Identifier, Problem};
 
@@ -63,6 +65,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "provisioners",
         include_str!("../../migrations/sqlite/0007_provisioners.sql"),
+    ),
+    (
+        10,
+        "jobs",
+        include_str!("../../migrations/sqlite/0010_jobs.sql"),
     ),
 ];
 
@@ -845,6 +852,89 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(found.is_some())
+    }
+
+    // --- periodic jobs (issue 7) ---
+    async fn acquire_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(jobs_sql::ACQUIRE_LEASE)
+            .bind(job)
+            .bind(holder)
+            .bind(secs(now))
+            .bind(secs(until))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, job: &str, holder: &str) -> StoreResult<()> {
+        sqlx::query(jobs_sql::RELEASE_LEASE)
+            .bind(job)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, before: OffsetDateTime, batch: u32) -> StoreResult<Purged> {
+        let mut tx = self.write().await?;
+        let mut deleted = [0u64; 5];
+        for (n, statement) in jobs_sql::PURGE.iter().enumerate() {
+            deleted[n] = sqlx::query(statement.as_str())
+                .bind(secs(before))
+                .bind(i64::from(batch))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(Purged {
+            orders: deleted[2],
+            authorizations: deleted[4],
+        })
+    }
+
+    async fn overdue_renewals(
+        &self,
+        query: &RenewalQuery,
+        limit: u32,
+    ) -> StoreResult<Vec<OverdueRenewal>> {
+        let mut statement = sqlx::query(jobs_sql::OVERDUE_RENEWALS.as_str());
+        for value in jobs_sql::bind_order(query) {
+            statement = statement.bind(value);
+        }
+        let rows = statement
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rows::overdue_renewal).collect()
+    }
+
+    async fn mark_renewal_alerted(
+        &self,
+        certificate_id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(jobs_sql::MARK_RENEWAL_ALERTED)
+            .bind(certificate_id)
+            .bind(secs(at))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn renewal_counts(&self, query: &RenewalQuery) -> StoreResult<Vec<RenewalCounts>> {
+        let mut statement = sqlx::query(jobs_sql::RENEWAL_COUNTS.as_str());
+        for value in jobs_sql::bind_order(query) {
+            statement = statement.bind(value);
+        }
+        let rows = statement.fetch_all(&self.pool).await?;
+        rows.iter().map(rows::renewal_counts).collect()
     }
 }
 
