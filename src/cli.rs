@@ -447,9 +447,40 @@ impl InitArgs {
     }
 }
 
-/// The passphrase for the CA keys, if one is set (and not empty).
+/// Names a file holding the passphrase (a Docker secret, or a systemd credential:
+/// `MAYFLY_CA_PASSPHRASE_FILE=%d/ca-passphrase`); `MAYFLY_CA_PASSPHRASE` wins when both are set.
+pub const PASSPHRASE_FILE_ENV: &str = "MAYFLY_CA_PASSPHRASE_FILE";
+
+/// The passphrase for the CA keys, if one is set (and not empty). A passphrase file that
+/// cannot be read counts as none here; `main` calls [`try_passphrase`] first and stops.
 pub fn passphrase() -> Option<String> {
-    std::env::var(PASSPHRASE_ENV).ok().filter(|p| !p.is_empty())
+    try_passphrase().ok().flatten()
+}
+
+/// [`passphrase`], with the error when `MAYFLY_CA_PASSPHRASE_FILE` names an unreadable file:
+/// carrying on without it would create unencrypted keys, or fail later less clearly.
+pub fn try_passphrase() -> anyhow::Result<Option<String>> {
+    if let Some(p) = std::env::var(PASSPHRASE_ENV).ok().filter(|p| !p.is_empty()) {
+        return Ok(Some(p));
+    }
+    let Some(file) = std::env::var_os(PASSPHRASE_FILE_ENV).filter(|f| !f.is_empty()) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        anyhow::anyhow!(
+            "{PASSPHRASE_FILE_ENV}={}: cannot read the passphrase: {e}",
+            std::path::Path::new(&file).display()
+        )
+    })?;
+    // A trailing newline is the file's, not the passphrase's.
+    let passphrase = text.trim_end_matches(['\n', '\r']).to_owned();
+    if passphrase.is_empty() {
+        anyhow::bail!(
+            "{PASSPHRASE_FILE_ENV}={}: the file is empty",
+            std::path::Path::new(&file).display()
+        );
+    }
+    Ok(Some(passphrase))
 }
 
 #[cfg(test)]

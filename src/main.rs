@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mayfly::cli::{Cli, Command, PASSPHRASE_ENV, passphrase};
+use mayfly::cli::{Cli, Command, PASSPHRASE_ENV, PASSPHRASE_FILE_ENV, passphrase};
 use mayfly::config::{Config, ConfigError, LogFormat};
 use tracing_subscriber::EnvFilter;
 
@@ -54,6 +54,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if !matches!(cli.command, Command::Serve(_)) {
         init_logging(LogFormat::Text);
     }
+    // An unreadable passphrase file stops every command before it could create keys
+    // unencrypted or fail later to open encrypted ones.
+    mayfly::cli::try_passphrase()?;
     match cli.command {
         Command::Serve(args) => {
             let config = args.config()?;
@@ -144,7 +147,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn warn_if_unencrypted() {
     if passphrase().is_none() {
         eprintln!(
-            "warning: {PASSPHRASE_ENV} is not set; CA keys created now are stored unencrypted (mode 0600)"
+            "warning: neither {PASSPHRASE_ENV} nor {PASSPHRASE_FILE_ENV} is set; CA keys created now are stored unencrypted (mode 0600)"
         );
     }
 }

@@ -221,6 +221,12 @@ impl MayflyServer {
         &self.process
     }
 
+    /// Stop the server (SIGTERM, then SIGKILL) where it stands, keeping its log readable.
+    pub fn terminate(&mut self) -> Result<()> {
+        self.process.stop()?;
+        Ok(())
+    }
+
     /// Stop the server (SIGTERM, then SIGKILL) and return its log.
     pub fn stop(mut self) -> Result<String> {
         self.process.stop()?;

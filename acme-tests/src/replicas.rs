@@ -82,6 +82,11 @@ impl ReplicaPair {
         &self.replicas[index]
     }
 
+    /// Stops replica `index` (SIGTERM: a graceful shutdown), leaving the other running.
+    pub fn terminate(&mut self, index: usize) -> Result<()> {
+        self.replicas[index].terminate()
+    }
+
     /// `https://127.0.0.1:PORT` of each replica, A first.
     pub fn bases(&self) -> Vec<String> {
         self.replicas

@@ -250,3 +250,55 @@ async fn healthcheck_answers_for_a_running_server_only() {
         mayfly::output_text(&output)
     );
 }
+
+/// `MAYFLY_CA_PASSPHRASE_FILE` (a Docker secret, a systemd credential) encrypts the keys as
+/// `MAYFLY_CA_PASSPHRASE` does; a file that cannot be read stops the command before any key
+/// is created, instead of creating unencrypted ones.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_passphrase_can_come_from_a_file() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let secret = data_dir.path().join("ca-passphrase");
+    let ca = data_dir.path().join("ca");
+    let init = |file: &Path| {
+        let mut command = mayfly::command();
+        command
+            .args(["init", "--data-dir"])
+            .arg(&ca)
+            .env_remove(PASSPHRASE_ENV)
+            .env("MAYFLY_CA_PASSPHRASE_FILE", file);
+        command
+    };
+
+    let output = mayfly::run(init(&secret), Duration::from_secs(30))
+        .await
+        .expect("init runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("MAYFLY_CA_PASSPHRASE_FILE=") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
+    assert!(!ca.join("root-ca.key").exists(), "a key was created anyway");
+
+    // A trailing newline (`echo secret > file`) is not part of the passphrase.
+    std::fs::write(&secret, "from a file\n").expect("the secret is written");
+    let output = mayfly::run(init(&secret), Duration::from_secs(30))
+        .await
+        .expect("init runs");
+    assert!(output.status.success(), "{}", mayfly::output_text(&output));
+    let key = std::fs::read_to_string(ca.join("intermediate-ca.key")).expect("the key");
+    assert!(
+        key.contains("ENCRYPTED"),
+        "the key is not encrypted:\n{key}"
+    );
+    // The same passphrase given directly opens it.
+    let options = ServeOptions {
+        data_dir: Some(ca.clone()),
+        passphrase: Some("from a file".to_owned()),
+        ..ServeOptions::default()
+    };
+    let server = MayflyServer::start(&options)
+        .await
+        .expect("serve opens the keys");
+    server.stop().expect("stop");
+}
