@@ -104,8 +104,14 @@ impl App {
             crate::provisioner::Provisioners::from_config(&config, &http)
                 .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?,
         );
+        // Every storage operation is timed for /metrics.
+        let store = if config.metrics.enabled {
+            crate::storage::metered::Metered::wrap(parts.store)
+        } else {
+            parts.store
+        };
         let authority = Authority::new(
-            parts.store,
+            store,
             parts.issuer,
             validator,
             parts.clock,

@@ -81,6 +81,27 @@ fn describe() {
         "mayfly_nonces_rejected_total",
         "Requests refused with badNonce, by reason"
     );
+    describe_histogram!(
+        crate::storage::metered::METRIC,
+        metrics::Unit::Seconds,
+        "Time of one storage operation (a Store method: a query or a transaction), by operation"
+    );
+    describe_counter!(
+        "mayfly_job_runs_total",
+        "Periodic job runs on this replica (the holder of the job's lease), by job and outcome"
+    );
+    describe_counter!(
+        "mayfly_renewal_alerts_total",
+        "Renewal alerts, by outcome: delivered to the webhook, failed (retried next run), or logged (no webhook)"
+    );
+    describe_gauge!(
+        "mayfly_certificates_in_renewal_window",
+        "Valid certificates inside their renewal window and not renewed yet, by profile"
+    );
+    describe_gauge!(
+        "mayfly_certificates_renewal_overdue",
+        "Valid certificates whose renewal window passed without a renewal (a client stopped renewing), by profile"
+    );
     describe_gauge!(
         "mayfly_crl_age_seconds",
         metrics::Unit::Seconds,

@@ -237,6 +237,11 @@ async fn metrics_move_with_an_issuance() {
         "outcome=\"valid\"",
     ];
     let rejected = ["mayfly_nonces_rejected_total", "reason=\"invalid\""];
+    // Every storage operation is timed, by Store method.
+    let stored = [
+        "mayfly_db_query_duration_seconds_count",
+        "operation=\"complete_order\"",
+    ];
     let count = |text: &str, query: &[&str]| value(text, query[0], &query[1..]);
 
     let account = ca.new_account().await;
@@ -262,7 +267,7 @@ async fn metrics_move_with_an_issuance() {
     assert_eq!(response.status(), StatusCode::OK);
 
     let after = scrape(&ca).await;
-    for query in [&issued[..], &finalized, &validated, &rejected] {
+    for query in [&issued[..], &finalized, &validated, &rejected, &stored] {
         assert!(
             count(&after, query) >= count(&before, query) + 1.0,
             "{query:?} did not move:\n{after}"
@@ -277,6 +282,7 @@ async fn metrics_move_with_an_issuance() {
         "mayfly_validations_total",
         "mayfly_nonces_rejected_total",
         "mayfly_crl_age_seconds",
+        "mayfly_db_query_duration_seconds_bucket",
     ] {
         assert!(
             samples(&after).iter().any(|(s, _)| s.starts_with(name)),

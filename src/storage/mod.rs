@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use crate::acme::{AccountStatus, ChallengeStatus, Identifier, Problem};
 
 mod jobs_sql;
+pub mod metered;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
