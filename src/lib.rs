@@ -15,6 +15,7 @@
 //! - [`config`], [`cli`], [`app`], [`server`], [`clock`]: configuration, the command line, the
 //!   composition root, the listeners, and injected time.
 //! - [`admin`]: operator commands (`mayfly admin …`) on the database.
+//! - [`jobs`]: periodic jobs (purges, renewal alerts), each on one replica at a time.
 //! - [`telemetry`]: the Prometheus recorder behind `GET /metrics` (the metrics are recorded
 //!   where their facts happen).
 //! - [`renew`]: the renewal agent (`mayfly renew`), an ACME client that keeps certificates fresh.
