@@ -104,12 +104,17 @@ impl Alerts {
     }
 
     /// Reports every overdue certificate not reported yet; stops at the first alert that
-    /// cannot be delivered (the webhook is down: the next run tries again).
-    pub async fn run(&self, authority: &Authority) -> anyhow::Result<()> {
+    /// cannot be delivered (the webhook is down: the next run tries again). Deliveries can
+    /// be slow, so the lease is renewed before each; if it was lost, another replica has the
+    /// job and this one stops.
+    pub async fn run(&self, authority: &Authority, lease: &super::Lease<'_>) -> anyhow::Result<()> {
         loop {
             let overdue = authority.overdue_renewals(BATCH).await?;
             let full = overdue.len() == BATCH as usize;
             for certificate in &overdue {
+                if !lease.hold().await {
+                    anyhow::bail!("the job's lease went to another replica");
+                }
                 let alert = self.alert(certificate);
                 match &self.webhook {
                     None => {

@@ -66,19 +66,14 @@ impl Jobs {
     /// jobs that ran here.
     pub async fn run_once(&self) -> Vec<&'static str> {
         let mut ran = Vec::new();
-        let ttl = time::Duration::try_from(self.interval * 3).unwrap_or(time::Duration::MINUTE);
         for job in JOBS {
-            match self.authority.hold_lease(job, &self.holder, ttl).await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::warn!(job, error = %e, "could not take the job's lease");
-                    continue;
-                }
+            let lease = self.lease(job);
+            if !lease.hold().await {
+                continue;
             }
             let outcome = match job {
                 PURGE => self.purge().await,
-                _ => self.alerts.run(&self.authority).await,
+                _ => self.alerts.run(&self.authority, &lease).await,
             };
             let label = if let Err(e) = &outcome {
                 tracing::warn!(job, error = %e, "job failed");
@@ -94,6 +89,15 @@ impl Jobs {
             tracing::warn!(error = %e, "counting certificates due for renewal failed");
         }
         ran
+    }
+
+    fn lease(&self, job: &'static str) -> Lease<'_> {
+        Lease {
+            authority: &self.authority,
+            job,
+            holder: &self.holder,
+            ttl: time::Duration::try_from(self.interval * 3).unwrap_or(time::Duration::MINUTE),
+        }
     }
 
     /// Gives up this replica's leases, so another replica takes the jobs over at once.
@@ -137,6 +141,33 @@ impl Jobs {
                 .set(overdue as f64);
         }
         Ok(())
+    }
+}
+
+/// This replica's lease on one job.
+pub struct Lease<'a> {
+    authority: &'a Authority,
+    job: &'static str,
+    holder: &'a str,
+    ttl: time::Duration,
+}
+
+impl Lease<'_> {
+    /// Takes or renews the lease; true if this replica holds it for another `ttl`. A job
+    /// that may run long renews it as it goes, so that no other replica starts the same
+    /// work meanwhile.
+    pub async fn hold(&self) -> bool {
+        match self
+            .authority
+            .hold_lease(self.job, self.holder, self.ttl)
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(job = self.job, error = %e, "could not take the job's lease");
+                false
+            }
+        }
     }
 }
 
