@@ -293,6 +293,9 @@ pub enum AdminCommand {
     },
     /// The CA's fingerprints and expiries, and the certificate and account counts.
     Status,
+    /// Print the admin API's OpenAPI document (no server needed), e.g. to refresh
+    /// docs/admin-openapi.json.
+    Openapi,
     /// List certificates (oldest first), filtered; or export them all.
     Certs(CertsArgs),
     /// One certificate, by serial (hex, colons allowed).

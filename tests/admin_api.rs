@@ -60,7 +60,10 @@ impl Admin {
             .issuer
             .issue_admin_certificate("ops-test", ca.now(), Duration::days(1))
             .unwrap();
-        let admin = client(&ca, Some(&format!("{}{}", credential.chain_pem, credential.key_pem)));
+        let admin = client(
+            &ca,
+            Some(&format!("{}{}", credential.chain_pem, credential.key_pem)),
+        );
         Admin {
             ca,
             base,
@@ -151,7 +154,10 @@ fn client(ca: &TestCa, identity_pem: Option<&str>) -> reqwest::Client {
 async fn read(response: reqwest::Response) -> (StatusCode, Value) {
     let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
     let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 fn tlsclient_default() -> Config {
@@ -214,13 +220,18 @@ async fn an_acme_client_certificate_of_the_same_ca_gets_403_and_no_data() {
         );
     }
     let response = stranger
-        .post(format!("{}/admin/certificates/{}/revoke", admin.base, issued.serial))
+        .post(format!(
+            "{}/admin/certificates/{}/revoke",
+            admin.base, issued.serial
+        ))
         .json(&json!({"reason": "keyCompromise"}))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 403);
-    let (_, cert) = admin.get(&format!("/admin/certificates/{}", issued.serial)).await;
+    let (_, cert) = admin
+        .get(&format!("/admin/certificates/{}", issued.serial))
+        .await;
     assert_eq!(cert["status"], "active", "a refused caller changed nothing");
 }
 
@@ -238,7 +249,9 @@ async fn the_bootstrap_certificate_is_admitted() {
         json!({"issued": 0, "active": 0, "expired": 0, "revoked": 0})
     );
     assert_eq!(body["accounts"], 0);
-    admin.problem("/admin/nothing-here", None, 404, "notFound").await;
+    admin
+        .problem("/admin/nothing-here", None, 404, "notFound")
+        .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -278,6 +291,8 @@ async fn certificates_filter_by_name_account_status_and_expiry() {
     let alice = admin.ca.new_account().await;
     let bob = admin.ca.new_account().await;
     let a = admin.issue(&alice, &[NAME]).await;
+    // A second later: the list is ordered by issuance time first.
+    admin.ca.clock.advance(Duration::seconds(1));
     let b = admin.issue(&bob, &["b.example.com"]).await;
     let serials = |body: &Value| -> Vec<String> {
         body["items"]
@@ -297,7 +312,7 @@ async fn certificates_filter_by_name_account_status_and_expiry() {
     assert!(first.get("chain_pem").is_none(), "lists leave the PEM out");
 
     let (_, by_name) = admin.get("/admin/certificates?name=b.example.com").await;
-    assert_eq!(serials(&by_name), [b.serial.clone()]);
+    assert_eq!(serials(&by_name), [b.serial.as_str()]);
     let (_, by_glob) = admin.get("/admin/certificates?name=*.example.com").await;
     assert_eq!(serials(&by_glob).len(), 2);
     let (_, by_other) = admin.get("/admin/certificates?name=*.example.org").await;
@@ -306,16 +321,19 @@ async fn certificates_filter_by_name_account_status_and_expiry() {
     let (_, by_account) = admin
         .get(&format!("/admin/certificates?account={alice_id}"))
         .await;
-    assert_eq!(serials(&by_account), [a.serial.clone()]);
+    assert_eq!(serials(&by_account), [a.serial.as_str()]);
 
     admin
-        .post(&format!("/admin/certificates/{}/revoke", b.serial), json!({"reason": 4}))
+        .post(
+            &format!("/admin/certificates/{}/revoke", b.serial),
+            json!({"reason": 4}),
+        )
         .await;
     let (_, revoked) = admin.get("/admin/certificates?status=revoked").await;
-    assert_eq!(serials(&revoked), [b.serial.clone()]);
+    assert_eq!(serials(&revoked), [b.serial.as_str()]);
     assert_eq!(revoked["items"][0]["revocation_reason"], "superseded");
     let (_, active) = admin.get("/admin/certificates?status=active").await;
-    assert_eq!(serials(&active), [a.serial.clone()]);
+    assert_eq!(serials(&active), [a.serial.as_str()]);
 
     let soon = mayfly::api::admin::wire_time(admin.ca.now() + Duration::hours(1));
     let later = mayfly::api::admin::wire_time(admin.ca.now() + Duration::days(2));
@@ -331,15 +349,26 @@ async fn certificates_filter_by_name_account_status_and_expiry() {
     let detail = admin
         .problem("/admin/certificates?status=dormant", None, 400, "malformed")
         .await;
-    assert_eq!(detail, "status \"dormant\" is not one of active, expired, revoked");
+    assert_eq!(
+        detail,
+        "status \"dormant\" is not one of active, expired, revoked"
+    );
     let detail = admin
-        .problem("/admin/certificates?expiring_before=tomorrow", None, 400, "malformed")
+        .problem(
+            "/admin/certificates?expiring_before=tomorrow",
+            None,
+            400,
+            "malformed",
+        )
         .await;
     assert!(detail.contains("is not an RFC 3339 time"), "{detail}");
     let detail = admin
         .problem("/admin/certificates?colour=red", None, 400, "malformed")
         .await;
-    assert!(detail.starts_with("unknown query parameter \"colour\""), "{detail}");
+    assert!(
+        detail.starts_with("unknown query parameter \"colour\""),
+        "{detail}"
+    );
     admin
         .problem("/admin/certificates?name=a%25b", None, 400, "malformed")
         .await;
@@ -347,7 +376,12 @@ async fn certificates_filter_by_name_account_status_and_expiry() {
         .problem("/admin/certificates?limit=0", None, 400, "malformed")
         .await;
     admin
-        .problem("/admin/certificates?cursor=nonsense", None, 400, "malformed")
+        .problem(
+            "/admin/certificates?cursor=nonsense",
+            None,
+            400,
+            "malformed",
+        )
         .await;
 }
 
@@ -370,7 +404,11 @@ async fn pages_are_walked_with_the_cursor_in_a_stable_order() {
         assert_eq!(status, StatusCode::OK, "{body}");
         let items = body["items"].as_array().unwrap();
         assert!(items.len() <= 2);
-        seen.extend(items.iter().map(|c| c["serial"].as_str().unwrap().to_owned()));
+        seen.extend(
+            items
+                .iter()
+                .map(|c| c["serial"].as_str().unwrap().to_owned()),
+        );
         match body["next"].as_str() {
             Some(next) => path = format!("/admin/certificates?limit=2&cursor={next}"),
             None => {
@@ -409,7 +447,10 @@ async fn one_certificate_and_revocation() {
     let account = admin.ca.new_account().await;
     let issued = admin.issue(&account, &[NAME]).await;
     let (status, cert) = admin
-        .get(&format!("/admin/certificates/{}", issued.serial.to_uppercase()))
+        .get(&format!(
+            "/admin/certificates/{}",
+            issued.serial.to_uppercase()
+        ))
         .await;
     assert_eq!(status, StatusCode::OK, "{cert}");
     assert_eq!(cert["serial"], issued.serial);
@@ -422,7 +463,10 @@ async fn one_certificate_and_revocation() {
     let detail = admin
         .problem("/admin/certificates/4a0b0c0d", None, 404, "notFound")
         .await;
-    assert_eq!(detail, "no certificate with serial 4a0b0c0d was issued by this CA");
+    assert_eq!(
+        detail,
+        "no certificate with serial 4a0b0c0d was issued by this CA"
+    );
     let detail = admin
         .problem("/admin/certificates/xyz", None, 400, "malformed")
         .await;
@@ -432,21 +476,29 @@ async fn one_certificate_and_revocation() {
     let detail = admin
         .problem(&revoke, Some(json!({"reason": "sleepy"})), 400, "malformed")
         .await;
-    assert!(detail.starts_with("reason \"sleepy\" is not an RFC 5280 CRLReason"), "{detail}");
+    assert!(
+        detail.starts_with("reason \"sleepy\" is not an RFC 5280 CRLReason"),
+        "{detail}"
+    );
     admin
         .problem(&revoke, Some(json!({"reason": 7})), 400, "malformed")
         .await;
     admin
         .problem(&revoke, Some(json!({"why": 1})), 400, "malformed")
         .await;
-    let (status, revoked) = admin.post(&revoke, json!({"reason": "keyCompromise"})).await;
+    let (status, revoked) = admin
+        .post(&revoke, json!({"reason": "keyCompromise"}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{revoked}");
     assert_eq!(revoked["status"], "revoked");
     assert_eq!(revoked["revocation_reason"], "keyCompromise");
     let detail = admin
         .problem(&revoke, Some(json!({"reason": 1})), 409, "conflict")
         .await;
-    assert_eq!(detail, format!("certificate {} is already revoked", issued.serial));
+    assert_eq!(
+        detail,
+        format!("certificate {} is already revoked", issued.serial)
+    );
     // The CRL signed after the revocation lists it.
     let (status, crl) = admin.post("/admin/crl", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{crl}");
@@ -469,10 +521,20 @@ async fn accounts_are_listed_and_deactivated() {
     assert_eq!(status, StatusCode::OK, "{deactivated}");
     assert_eq!(deactivated["status"], "deactivated");
     admin
-        .problem(&format!("/admin/accounts/{id}/deactivate"), Some(json!({})), 409, "conflict")
+        .problem(
+            &format!("/admin/accounts/{id}/deactivate"),
+            Some(json!({})),
+            409,
+            "conflict",
+        )
         .await;
     admin
-        .problem("/admin/accounts/nobody/deactivate", Some(json!({})), 404, "notFound")
+        .problem(
+            "/admin/accounts/nobody/deactivate",
+            Some(json!({})),
+            404,
+            "notFound",
+        )
         .await;
     // RFC 8555 §7.3.6: the deactivated account's key authorizes nothing more.
     let reply = admin.ca.new_order_reply(&account, &[NAME]).await;
@@ -483,7 +545,10 @@ async fn accounts_are_listed_and_deactivated() {
 async fn eab_keys_are_added_listed_and_revoked() {
     let admin = Admin::start(Config::default()).await;
     let (status, key) = admin
-        .post("/admin/eab-keys", json!({"label": "team a", "reusable": true}))
+        .post(
+            "/admin/eab-keys",
+            json!({"label": "team a", "reusable": true}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{key}");
     let kid = key["kid"].as_str().unwrap().to_owned();
@@ -492,23 +557,44 @@ async fn eab_keys_are_added_listed_and_revoked() {
     let (_, list) = admin.get("/admin/eab-keys").await;
     assert_eq!(list["items"][0]["kid"], kid.as_str());
     assert_eq!(list["items"][0]["label"], "team a");
-    assert!(!list.to_string().contains(&hmac), "the list shows no HMAC key");
+    assert!(
+        !list.to_string().contains(&hmac),
+        "the list shows no HMAC key"
+    );
     let (status, revoked) = admin
         .post(&format!("/admin/eab-keys/{kid}/revoke"), json!({}))
         .await;
     assert_eq!(status, StatusCode::OK, "{revoked}");
     assert!(revoked["revoked_at"].is_string());
     admin
-        .problem(&format!("/admin/eab-keys/{kid}/revoke"), Some(json!({})), 409, "conflict")
+        .problem(
+            &format!("/admin/eab-keys/{kid}/revoke"),
+            Some(json!({})),
+            409,
+            "conflict",
+        )
         .await;
     let detail = admin
-        .problem("/admin/eab-keys/nope/revoke", Some(json!({})), 404, "notFound")
+        .problem(
+            "/admin/eab-keys/nope/revoke",
+            Some(json!({})),
+            404,
+            "notFound",
+        )
         .await;
     assert_eq!(detail, "there is no EAB key with kid \"nope\"");
     let detail = admin
-        .problem("/admin/eab-keys", Some(json!({"provisioner": "ghost"})), 400, "malformed")
+        .problem(
+            "/admin/eab-keys",
+            Some(json!({"provisioner": "ghost"})),
+            400,
+            "malformed",
+        )
         .await;
-    assert!(detail.starts_with("there is no ACME provisioner \"ghost\""), "{detail}");
+    assert!(
+        detail.starts_with("there is no ACME provisioner \"ghost\""),
+        "{detail}"
+    );
 }
 
 #[tokio::test]
@@ -554,15 +640,65 @@ async fn renewal_windows_move_reset_and_refuse_bad_requests() {
     assert_eq!(reset["window"], Value::Null);
 
     admin
-        .problem(&path, Some(json!({"action": "move", "start": end, "end": start})), 400, "malformed")
+        .problem(
+            &path,
+            Some(json!({"action": "move", "start": end, "end": start})),
+            400,
+            "malformed",
+        )
         .await;
     admin
         .problem(&path, Some(json!({"action": "snooze"})), 400, "malformed")
         .await;
     admin
-        .problem(&path, Some(json!({"action": "reset", "start": start})), 400, "malformed")
+        .problem(
+            &path,
+            Some(json!({"action": "reset", "start": start})),
+            400,
+            "malformed",
+        )
         .await;
     admin
-        .problem("/admin/renewal-windows/4a0b0c0d", Some(json!({"action": "reset"})), 404, "notFound")
+        .problem(
+            "/admin/renewal-windows/4a0b0c0d",
+            Some(json!({"action": "reset"})),
+            404,
+            "notFound",
+        )
         .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The OpenAPI document
+
+/// The served document is the generated one, and `docs/admin-openapi.json` is a copy of it.
+/// To refresh the copy: `mayfly admin openapi > docs/admin-openapi.json`, or run this test with
+/// `MAYFLY_WRITE_OPENAPI=1`.
+#[tokio::test]
+async fn the_openapi_document_is_served_and_matches_the_committed_copy() {
+    let admin = Admin::start(Config::default()).await;
+    let (status, served) = admin.get("/admin/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let generated = mayfly::api::admin::openapi::openapi();
+    assert_eq!(served, generated);
+    let text = format!("{}\n", serde_json::to_string_pretty(&generated).unwrap());
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/admin-openapi.json");
+    if std::env::var_os("MAYFLY_WRITE_OPENAPI").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == text,
+        "docs/admin-openapi.json differs from the generated document; run \
+         `mayfly admin openapi > docs/admin-openapi.json` (or this test with MAYFLY_WRITE_OPENAPI=1)"
+    );
+    // One path per route of the table; two methods on /admin/eab-keys.
+    let paths = generated["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), 12, "{:?}", paths.keys());
+    assert!(paths["/admin/eab-keys"]["get"].is_object());
+    assert!(paths["/admin/eab-keys"]["post"]["requestBody"].is_object());
+    assert_eq!(
+        paths["/admin/certificates/{serial}"]["get"]["parameters"][0]["name"],
+        "serial"
+    );
 }

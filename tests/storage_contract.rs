@@ -1939,7 +1939,12 @@ async fn admin_fixture(store: &dyn Store) {
     c.not_after = at(T0 + 10);
     c.created_at = at(T0 + 2);
     store.complete_order(&c).await.unwrap();
-    assert!(store.revoke_certificate("cert-b", 4, at(T0 + 5)).await.unwrap());
+    assert!(
+        store
+            .revoke_certificate("cert-b", 4, at(T0 + 5))
+            .await
+            .unwrap()
+    );
 }
 
 async fn admin_certificate_records(store: Arc<dyn Store>) {
@@ -1951,10 +1956,18 @@ async fn admin_certificate_records(store: Arc<dyn Store>) {
     };
     let list = |filter: CertificateFilter| {
         let store = store.clone();
-        async move { store.certificate_records(&filter, None, now, 100).await.unwrap() }
+        async move {
+            store
+                .certificate_records(&filter, None, now, 100)
+                .await
+                .unwrap()
+        }
     };
     // Oldest first, then by id.
-    assert_eq!(ids(list(CertificateFilter::default()).await), ["cert-a", "cert-b", "cert-c"]);
+    assert_eq!(
+        ids(list(CertificateFilter::default()).await),
+        ["cert-a", "cert-b", "cert-c"]
+    );
     let by_name = CertificateFilter {
         name: Some("WWW.example.com".into()),
         ..Default::default()

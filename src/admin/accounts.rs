@@ -45,7 +45,10 @@ pub async fn accounts(
                 .collect();
             print!(
                 "{}",
-                render(&["ID", "STATUS", "PROVISIONER", "CREATED", "CONTACT"], &rows)
+                render(
+                    &["ID", "STATUS", "PROVISIONER", "CREATED", "CONTACT"],
+                    &rows
+                )
             );
         }
         AccountsCommand::Deactivate { id } => {
@@ -109,7 +112,15 @@ pub async fn eab(client: &AdminClient, command: &EabCommand, json: bool) -> anyh
             print!(
                 "{}",
                 render(
-                    &["KID", "LABEL", "PROVISIONER", "REUSABLE", "USES", "CREATED", "REVOKED"],
+                    &[
+                        "KID",
+                        "LABEL",
+                        "PROVISIONER",
+                        "REUSABLE",
+                        "USES",
+                        "CREATED",
+                        "REVOKED"
+                    ],
                     &rows
                 )
             );

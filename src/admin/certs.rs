@@ -33,7 +33,10 @@ pub async fn status(client: &AdminClient, json: bool) -> anyhow::Result<()> {
             cell(&status["intermediate"]["not_after"]),
         ],
     ];
-    print!("{}", render(&["CA", "SHA-256 FINGERPRINT", "NOT AFTER"], &rows));
+    print!(
+        "{}",
+        render(&["CA", "SHA-256 FINGERPRINT", "NOT AFTER"], &rows)
+    );
     println!();
     let counts = vec![vec![
         cell(&c["issued"]),
@@ -44,7 +47,10 @@ pub async fn status(client: &AdminClient, json: bool) -> anyhow::Result<()> {
     ]];
     print!(
         "{}",
-        render(&["ISSUED", "ACTIVE", "EXPIRED", "REVOKED", "ACCOUNTS"], &counts)
+        render(
+            &["ISSUED", "ACTIVE", "EXPIRED", "REVOKED", "ACCOUNTS"],
+            &counts
+        )
     );
     Ok(())
 }
@@ -133,7 +139,10 @@ pub async fn list(client: &AdminClient, args: &CertsArgs, json: bool) -> anyhow:
         .collect();
     print!(
         "{}",
-        render(&["SERIAL", "STATUS", "NOT AFTER", "ACCOUNT", "NAMES"], &rows)
+        render(
+            &["SERIAL", "STATUS", "NOT AFTER", "ACCOUNT", "NAMES"],
+            &rows
+        )
     );
     Ok(())
 }
@@ -148,7 +157,11 @@ async fn export(client: &AdminClient, args: &CertsArgs, dir: &Path) -> anyhow::R
         |cursor| query(args, cursor),
         true,
         async |items| {
-            serials.extend(items.iter().filter_map(|c| c["serial"].as_str().map(str::to_owned)));
+            serials.extend(
+                items
+                    .iter()
+                    .filter_map(|c| c["serial"].as_str().map(str::to_owned)),
+            );
             Ok(())
         },
     )
@@ -201,7 +214,8 @@ fn path_segment(text: &str) -> String {
 
 /// The reason as the API takes it: a number stays a number.
 fn reason(text: &str) -> Value {
-    text.parse::<u64>().map_or_else(|_| json!(text), |n| json!(n))
+    text.parse::<u64>()
+        .map_or_else(|_| json!(text), |n| json!(n))
 }
 
 pub async fn revoke(client: &AdminClient, args: &RevokeArgs, json: bool) -> anyhow::Result<()> {
@@ -242,7 +256,11 @@ pub async fn revoke(client: &AdminClient, args: &RevokeArgs, json: bool) -> anyh
         },
         true,
         async |items| {
-            matches.extend(items.iter().map(|c| (cell(&c["serial"]), cell(&c["names"]))));
+            matches.extend(
+                items
+                    .iter()
+                    .map(|c| (cell(&c["serial"]), cell(&c["names"]))),
+            );
             Ok(())
         },
     )

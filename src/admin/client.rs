@@ -52,7 +52,10 @@ impl AdminClient {
             .ca
             .clone()
             .unwrap_or_else(|| config.server.data_dir.join("root-ca.pem"));
-        let mut identity = read(&cert, "the admin certificate (run `mayfly admin bootstrap`)")?;
+        let mut identity = read(
+            &cert,
+            "the admin certificate (run `mayfly admin bootstrap`)",
+        )?;
         identity.extend(read(&key, "the admin key (run `mayfly admin bootstrap`)")?);
         let identity = reqwest::Identity::from_pem(&identity).map_err(|e| {
             ConfigError(format!(
@@ -98,7 +101,10 @@ impl AdminClient {
         let problem: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         Err(Refused {
             status: status.as_u16(),
-            kind: problem["type"].as_str().unwrap_or("no problem type").to_owned(),
+            kind: problem["type"]
+                .as_str()
+                .unwrap_or("no problem type")
+                .to_owned(),
             detail: problem["detail"]
                 .as_str()
                 .map_or_else(|| text.trim().to_owned(), str::to_owned),

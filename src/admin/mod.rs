@@ -8,6 +8,7 @@
 mod accounts;
 mod certs;
 pub mod client;
+pub mod eab;
 pub mod table;
 
 use anyhow::{Context, bail};
@@ -28,10 +29,18 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
     {
         return bootstrap(&config, name, validity.0, out.as_deref(), *force);
     }
+    if let AdminCommand::Openapi = &args.command {
+        let document = crate::api::admin::openapi::openapi();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&document).context("printing the document")?
+        );
+        return Ok(());
+    }
     let client = AdminClient::new(&args.connection, &config)?;
     let json = args.json;
     match &args.command {
-        AdminCommand::Bootstrap { .. } => Ok(()),
+        AdminCommand::Bootstrap { .. } | AdminCommand::Openapi => Ok(()),
         AdminCommand::Status => certs::status(&client, json).await,
         AdminCommand::Certs(certs_args) => certs::list(&client, certs_args, json).await,
         AdminCommand::Cert { serial, pem } => certs::one(&client, serial, *pem, json).await,
@@ -56,9 +65,7 @@ fn bootstrap(
     let dir = out.map_or_else(|| client::default_credential_dir(config), Into::into);
     let cert_path = dir.join(client::CERT_FILE);
     let key_path = dir.join(client::KEY_FILE);
-    if !force
-        && let Some(existing) = [&cert_path, &key_path].into_iter().find(|p| p.exists())
-    {
+    if !force && let Some(existing) = [&cert_path, &key_path].into_iter().find(|p| p.exists()) {
         bail!(ConfigError(format!(
             "{} exists; pass --force to replace the admin credential",
             existing.display()
@@ -67,16 +74,14 @@ fn bootstrap(
     if validity <= time::Duration::ZERO {
         bail!(ConfigError("--validity must be positive".into()));
     }
-    let issuer = crate::issuer::Issuer::load(
-        &config.server.data_dir,
-        crate::cli::passphrase().as_deref(),
-    )
-    .with_context(|| {
-        format!(
-            "loading the CA from {} (run `mayfly init` or `mayfly serve` first)",
-            config.server.data_dir.display()
-        )
-    })?;
+    let issuer =
+        crate::issuer::Issuer::load(&config.server.data_dir, crate::cli::passphrase().as_deref())
+            .with_context(|| {
+            format!(
+                "loading the CA from {} (run `mayfly init` or `mayfly serve` first)",
+                config.server.data_dir.display()
+            )
+        })?;
     let now = crate::clock::truncate(time::OffsetDateTime::now_utc());
     let credential = issuer.issue_admin_certificate(name, now, validity)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

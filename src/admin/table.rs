@@ -44,10 +44,7 @@ mod tests {
             vec!["k".to_owned(), "b".to_owned(), String::new()],
         ];
         let text = render(&["KID", "LABEL", "REVOKED"], &rows);
-        assert_eq!(
-            text,
-            "KID    LABEL   REVOKED\nkid-1  team a  -\nk      b\n"
-        );
+        assert_eq!(text, "KID    LABEL   REVOKED\nkid-1  team a  -\nk      b\n");
         assert_eq!(cell(&serde_json::json!(["a", "b"])), "a,b");
         assert_eq!(cell(&serde_json::Value::Null), "-");
     }

@@ -172,16 +172,7 @@ impl Authority {
                 "there is no ACME provisioner {name:?}; an EAB key binds accounts at an ACME directory"
             )));
         }
-        let key = EabKey {
-            id: random_id(),
-            hmac_key: random_bytes::<EAB_HMAC_KEY_BYTES>().to_vec(),
-            label: label.to_owned(),
-            reusable,
-            created_at: self.now(),
-            revoked_at: None,
-            use_count: 0,
-            provisioner: provisioner.map(str::to_owned),
-        };
+        let key = new_eab_key(label, reusable, provisioner, self.now());
         self.store.insert_eab_key(&key).await?;
         Ok(key)
     }
@@ -225,6 +216,25 @@ impl Authority {
             Err(MoveError::Store(e)) => return Err(e.into()),
         };
         Ok((self.admin_certificate(&moved.serial).await?, window))
+    }
+}
+
+/// A new EAB key with a random id and HMAC key, not stored yet.
+pub fn new_eab_key(
+    label: &str,
+    reusable: bool,
+    provisioner: Option<&str>,
+    now: OffsetDateTime,
+) -> EabKey {
+    EabKey {
+        id: random_id(),
+        hmac_key: random_bytes::<EAB_HMAC_KEY_BYTES>().to_vec(),
+        label: label.to_owned(),
+        reusable,
+        created_at: now,
+        revoked_at: None,
+        use_count: 0,
+        provisioner: provisioner.map(str::to_owned),
     }
 }
 

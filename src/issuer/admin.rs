@@ -90,7 +90,11 @@ impl AdminCredential {
         cert_path: &std::path::Path,
         key_path: &std::path::Path,
     ) -> Result<(), IssuerError> {
-        super::keystore::write_atomic(key_path, self.key_pem.as_bytes(), super::keystore::KEY_MODE)?;
+        super::keystore::write_atomic(
+            key_path,
+            self.key_pem.as_bytes(),
+            super::keystore::KEY_MODE,
+        )?;
         super::keystore::write_atomic(
             cert_path,
             self.chain_pem.as_bytes(),

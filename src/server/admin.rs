@@ -38,7 +38,11 @@ pub fn rustls_config(state: &AppState, main: &ServerTls) -> anyhow::Result<rustl
 
 /// A server config presenting `chain_pem`/`key_pem` that requires a client certificate
 /// chaining to a certificate of `ca_pem`.
-pub fn config(chain_pem: &str, key_pem: &str, ca_pem: &str) -> anyhow::Result<rustls::ServerConfig> {
+pub fn config(
+    chain_pem: &str,
+    key_pem: &str,
+    ca_pem: &str,
+) -> anyhow::Result<rustls::ServerConfig> {
     let provider = rustls::crypto::CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));

@@ -15,8 +15,9 @@ use time::OffsetDateTime;
 
 use super::rows::{self, opt_json, opt_secs, other, secs, to_json};
 use super::{
-    Account, Authorization, Certificate, Challenge, EabKey, EabRefusal, Order, OrderCursor,
-    RenewalState, RevokedCertificate, Store, StoreError, StoreResult, AccountCursor, CertificateCounts, CertificateCursor, CertificateFilter, CertificateRecord, CertificateStatus,
+    Account, AccountCursor, Authorization, Certificate, CertificateCounts, CertificateCursor,
+    CertificateFilter, CertificateRecord, CertificateStatus, Challenge, EabKey, EabRefusal, Order,
+    OrderCursor, RenewalState, RevokedCertificate, Store, StoreError, StoreResult,
 };
 use crate::acme::{ChallengeStatus, Identifier, Problem};
 

@@ -119,7 +119,11 @@ pub async fn revoke(
     audit(
         &actor,
         "certificate.revoke",
-        &format!("{} reason={}", record.certificate.serial, wire::reason_name(reason)),
+        &format!(
+            "{} reason={}",
+            record.certificate.serial,
+            wire::reason_name(reason)
+        ),
     );
     Ok(Json(wire::certificate(&record, authority.now(), false)))
 }

@@ -17,7 +17,10 @@ use crate::jose::base64url;
 /// `GET /admin/eab-keys`: every key, oldest first, never its HMAC key.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, AdminProblem> {
     let keys = state.0.authority.admin_eab_keys().await?;
-    Ok(Json(wire::page(keys.iter().map(wire::eab_key).collect(), None)))
+    Ok(Json(wire::page(
+        keys.iter().map(wire::eab_key).collect(),
+        None,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -41,7 +44,11 @@ pub async fn add(
     let key = state
         .0
         .authority
-        .admin_add_eab_key(&request.label, request.reusable, request.provisioner.as_deref())
+        .admin_add_eab_key(
+            &request.label,
+            request.reusable,
+            request.provisioner.as_deref(),
+        )
         .await?;
     audit(&actor, "eab_key.add", &key.id);
     let mut value = wire::eab_key(&key);

@@ -7,9 +7,10 @@
 //! under the `audit` target with the admin's certificate as the actor.
 
 mod accounts;
-mod certificates;
 mod ca;
+mod certificates;
 mod eab;
+pub mod openapi;
 pub mod problem;
 mod wire;
 
@@ -21,39 +22,199 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum_server::tls::TlsInfo;
 
 use crate::app::AppState;
 use problem::AdminProblem;
 
-/// The admin API's routes, behind the role check.
+/// The admin API's routes, behind the role check: exactly the [`endpoints`] table, which the
+/// OpenAPI document is also made from.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/admin/status", get(ca::status))
-        .route("/admin/ca", get(ca::chain))
-        .route("/admin/crl", post(ca::regenerate_crl))
-        .route("/admin/certificates", get(certificates::list))
-        .route("/admin/certificates/{serial}", get(certificates::one))
-        .route(
-            "/admin/certificates/{serial}/revoke",
-            post(certificates::revoke),
-        )
-        .route(
-            "/admin/renewal-windows/{certificate}",
-            post(certificates::move_window),
-        )
-        .route("/admin/accounts", get(accounts::list))
-        .route(
-            "/admin/accounts/{id}/deactivate",
-            post(accounts::deactivate),
-        )
-        .route("/admin/eab-keys", get(eab::list).post(eab::add))
-        .route("/admin/eab-keys/{kid}/revoke", post(eab::revoke))
+    endpoints()
+        .into_iter()
+        .fold(Router::new(), |router, endpoint| {
+            // Two methods on one path merge into one method router.
+            router.route(endpoint.path, endpoint.route)
+        })
         .fallback(not_found)
         .layer(middleware::from_fn(require_admin))
         .layer(middleware::from_fn(crate::api::request_id::request_id))
         .with_state(state)
+}
+
+/// One admin endpoint: its route, and what the OpenAPI document says about it.
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// Query parameters: name and description.
+    pub query: &'static [(&'static str, &'static str)],
+    /// JSON body members: name, JSON type, description; `None` for no body.
+    pub body: Option<&'static [(&'static str, &'static str, &'static str)]>,
+    /// The success status.
+    pub success: u16,
+    /// The problem statuses besides 403 (every endpoint may answer 403).
+    pub problems: &'static [u16],
+    route: MethodRouter<AppState>,
+}
+
+const PAGING: [(&str, &str); 2] = [
+    ("cursor", "the `next` of the previous page"),
+    ("limit", "page size, 1 to 1000 (default 100)"),
+];
+
+/// Every admin endpoint, in the order of the OpenAPI document.
+pub fn endpoints() -> Vec<Endpoint> {
+    let endpoint = |method, path, summary, route| Endpoint {
+        method,
+        path,
+        summary,
+        query: &[],
+        body: None,
+        success: 200,
+        problems: &[],
+        route,
+    };
+    vec![
+        endpoint(
+            "get",
+            "/admin/status",
+            "CA fingerprints and expiries; counts of certificates issued, active, expired, revoked, and of accounts",
+            get(ca::status),
+        ),
+        Endpoint {
+            query: &[
+                (
+                    "name",
+                    "a name among the identifiers; `*` matches any run of characters",
+                ),
+                ("account", "an account id"),
+                ("status", "active, expired or revoked"),
+                (
+                    "expiring_before",
+                    "RFC 3339 time: notAfter earlier than this",
+                ),
+                PAGING[0],
+                PAGING[1],
+            ],
+            problems: &[400],
+            ..endpoint(
+                "get",
+                "/admin/certificates",
+                "Certificates, oldest first, filtered and paginated",
+                get(certificates::list),
+            )
+        },
+        Endpoint {
+            problems: &[400, 404],
+            ..endpoint(
+                "get",
+                "/admin/certificates/{serial}",
+                "One certificate, with its chain (PEM)",
+                get(certificates::one),
+            )
+        },
+        Endpoint {
+            body: Some(&[(
+                "reason",
+                "string",
+                "RFC 5280 CRLReason name (keyCompromise, superseded, …) or number; default unspecified",
+            )]),
+            problems: &[400, 404, 409],
+            ..endpoint(
+                "post",
+                "/admin/certificates/{serial}/revoke",
+                "Revoke a certificate; the CRL is signed again at once",
+                post(certificates::revoke),
+            )
+        },
+        Endpoint {
+            body: Some(&[
+                ("action", "string", "move, renew-now or reset"),
+                ("start", "string", "RFC 3339 start of the window (move)"),
+                ("end", "string", "RFC 3339 end of the window (move)"),
+            ]),
+            problems: &[400, 404],
+            ..endpoint(
+                "post",
+                "/admin/renewal-windows/{certificate}",
+                "Move a certificate's ARI renewal window (RFC 9773); the certificate is a serial or an ARI id",
+                post(certificates::move_window),
+            )
+        },
+        Endpoint {
+            query: &PAGING,
+            problems: &[400],
+            ..endpoint(
+                "get",
+                "/admin/accounts",
+                "ACME accounts, oldest first, paginated",
+                get(accounts::list),
+            )
+        },
+        Endpoint {
+            problems: &[404, 409],
+            ..endpoint(
+                "post",
+                "/admin/accounts/{id}/deactivate",
+                "Deactivate an account (RFC 8555 §7.3.6)",
+                post(accounts::deactivate),
+            )
+        },
+        endpoint(
+            "get",
+            "/admin/eab-keys",
+            "External Account Binding keys, without their HMAC keys",
+            get(eab::list),
+        ),
+        Endpoint {
+            body: Some(&[
+                ("label", "string", "a note for the operator"),
+                ("reusable", "boolean", "may bind any number of accounts"),
+                (
+                    "provisioner",
+                    "string",
+                    "the ACME provisioner whose policy bound accounts get",
+                ),
+            ]),
+            success: 201,
+            problems: &[400],
+            ..endpoint(
+                "post",
+                "/admin/eab-keys",
+                "Create an EAB key; the answer holds its HMAC key, shown only this once",
+                post(eab::add),
+            )
+        },
+        Endpoint {
+            problems: &[404, 409],
+            ..endpoint(
+                "post",
+                "/admin/eab-keys/{kid}/revoke",
+                "Stop an EAB key from binding new accounts",
+                post(eab::revoke),
+            )
+        },
+        endpoint(
+            "get",
+            "/admin/ca",
+            "The root and intermediate certificates and the chain (PEM)",
+            get(ca::chain),
+        ),
+        endpoint(
+            "post",
+            "/admin/crl",
+            "Sign a fresh CRL now",
+            post(ca::regenerate_crl),
+        ),
+        endpoint(
+            "get",
+            "/admin/openapi.json",
+            "This document",
+            get(openapi::document),
+        ),
+    ]
 }
 
 /// The admin who sent the request: their certificate's subject and serial, for the audit log.

@@ -170,7 +170,10 @@ impl Query {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// `limit` (1 to [`MAX_LIMIT`], default [`DEFAULT_LIMIT`]) and the decoded `cursor`.
