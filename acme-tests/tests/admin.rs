@@ -196,6 +196,17 @@ async fn every_admin_command_against_a_live_server() {
         revoked,
         format!("revoked certificate {other} (keyCompromise)\n")
     );
+    // The server logs the change under the audit target, naming the admin certificate.
+    let log = server.process().log();
+    let audit = log
+        .lines()
+        .find(|line| line.contains("certificate.revoke"))
+        .unwrap_or_else(|| panic!("no audit line in the log:\n{log}"));
+    assert!(
+        audit.contains("audit") && audit.contains("CN=mayfly-admin"),
+        "{audit}"
+    );
+    assert!(audit.contains(&other), "{audit}");
     let twice = server.admin(&["revoke", &other]).await.expect("runs");
     assert_eq!(twice.status.code(), Some(1), "{}", output_text(&twice));
     assert!(String::from_utf8_lossy(&twice.stderr).contains("is already revoked (409"));
@@ -340,4 +351,43 @@ async fn an_unreachable_admin_listener_is_one_line_naming_the_url() {
         stderr.contains("admin listener enabled (admin.enabled, admin.listen)"),
         "{stderr}"
     );
+}
+
+/// bootstrap needs only the data directory, not a server; an encrypted CA key needs the
+/// passphrase, as `serve` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_works_offline_and_needs_the_passphrase_of_an_encrypted_ca() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    acme_tests::mayfly::init(&data_dir, Some("correct horse"))
+        .await
+        .expect("mayfly init");
+    let bootstrap = |passphrase: Option<&'static str>| {
+        let mut command = acme_tests::mayfly::command();
+        command
+            .args(["admin", "bootstrap", "--name", "alice", "--data-dir"])
+            .arg(&data_dir);
+        if let Some(passphrase) = passphrase {
+            command.env(acme_tests::mayfly::PASSPHRASE_ENV, passphrase);
+        }
+        acme_tests::mayfly::run(command, acme_tests::mayfly::COMMAND_TIMEOUT)
+    };
+    let refused = bootstrap(None).await.expect("runs");
+    assert_eq!(refused.status.code(), Some(1), "{}", output_text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("set MAYFLY_CA_PASSPHRASE"),
+        "{}",
+        output_text(&refused)
+    );
+    assert!(!data_dir.join("admin").join("admin.pem").exists());
+    let made = bootstrap(Some("correct horse")).await.expect("runs");
+    assert!(made.status.success(), "{}", output_text(&made));
+    let chain = std::fs::read(data_dir.join("admin").join("admin.pem")).expect("written");
+    let leaf = x509_parser::pem::Pem::iter_from_buffer(&chain)
+        .next()
+        .expect("a PEM block")
+        .expect("PEM");
+    assert!(mayfly::issuer::admin::has_admin_role(&leaf.contents));
+    let (_, cert) = X509Certificate::from_der(&leaf.contents).expect("a certificate");
+    assert_eq!(cert.subject().to_string(), "CN=alice");
 }
