@@ -587,6 +587,68 @@ pub fn passphrase() -> Option<String> {
 }
 
 #[cfg(test)]
+mod admin_flag_tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    /// The --admin-* flags of serve land on the [admin] keys, over the defaults.
+    #[test]
+    fn serve_admin_flags_set_the_admin_section() {
+        let cli = Cli::try_parse_from([
+            "mayfly",
+            "serve",
+            "--admin-listen",
+            "127.0.0.1:19443",
+            "--admin-cert-file",
+            "/etc/mayfly/admin.pem",
+            "--admin-key-file",
+            "/etc/mayfly/admin.key",
+            "--admin-ca-file",
+            "/etc/mayfly/admin-ca.pem",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let admin = args.config().expect("valid").admin;
+        assert_eq!(admin.listen.to_string(), "127.0.0.1:19443");
+        assert_eq!(
+            admin.cert_file.as_deref(),
+            Some(std::path::Path::new("/etc/mayfly/admin.pem"))
+        );
+        assert_eq!(
+            admin.key_file.as_deref(),
+            Some(std::path::Path::new("/etc/mayfly/admin.key"))
+        );
+        assert_eq!(
+            admin.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/mayfly/admin-ca.pem"))
+        );
+        assert!(admin.enabled);
+    }
+
+    #[test]
+    fn an_admin_cert_file_without_its_key_is_refused() {
+        let cli = Cli::try_parse_from([
+            "mayfly",
+            "serve",
+            "--admin-cert-file",
+            "/etc/mayfly/admin.pem",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let error = args.config().expect_err("refused");
+        assert_eq!(
+            error.0,
+            "admin.cert_file and admin.key_file go together: set both or neither"
+        );
+    }
+}
+
+#[cfg(test)]
 mod ari_argument_tests {
     use clap::Parser;
 

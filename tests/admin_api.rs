@@ -252,6 +252,13 @@ async fn the_bootstrap_certificate_is_admitted() {
     admin
         .problem("/admin/nothing-here", None, 404, "notFound")
         .await;
+    let detail = admin
+        .problem("/admin/status", Some(json!({})), 405, "methodNotAllowed")
+        .await;
+    assert_eq!(
+        detail,
+        "POST is not allowed on /admin/status; see /admin/openapi.json"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
             router.route(endpoint.path, endpoint.route)
         })
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(require_admin))
         .layer(middleware::from_fn(crate::api::request_id::request_id))
         .with_state(state)
@@ -270,6 +271,13 @@ fn actor(der: &[u8]) -> Actor {
 
 async fn not_found(uri: axum::http::Uri) -> AdminProblem {
     AdminProblem::not_found(format!("there is no admin endpoint {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> AdminProblem {
+    AdminProblem::method_not_allowed(format!(
+        "{method} is not allowed on {}; see /admin/openapi.json",
+        uri.path()
+    ))
 }
 
 /// Logs a change under the `audit` target: who did what to which object.

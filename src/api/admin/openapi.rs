@@ -76,7 +76,7 @@ pub fn openapi() -> Value {
         "paths": paths,
         "components": {"schemas": {"Problem": {
             "type": "object",
-            "description": "RFC 7807 problem document; type is urn:mayfly:admin:error:{forbidden,notFound,malformed,conflict,serverInternal}",
+            "description": "RFC 7807 problem document; type is urn:mayfly:admin:error:{forbidden,notFound,methodNotAllowed,malformed,conflict,serverInternal}",
             "properties": {
                 "type": {"type": "string"},
                 "title": {"type": "string"},

@@ -53,6 +53,15 @@ impl AdminProblem {
         )
     }
 
+    pub fn method_not_allowed(detail: impl Into<String>) -> Self {
+        Self::new(
+            "methodNotAllowed",
+            "Method not allowed",
+            StatusCode::METHOD_NOT_ALLOWED,
+            detail.into(),
+        )
+    }
+
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new("conflict", "Conflict", StatusCode::CONFLICT, detail.into())
     }
