@@ -709,3 +709,17 @@ async fn the_openapi_document_is_served_and_matches_the_committed_copy() {
         "serial"
     );
 }
+
+/// A name pattern matches one identifier: `a.*b.example.com` spans the two names of one
+/// certificate in its stored text, yet matches neither name.
+#[tokio::test]
+async fn a_name_pattern_does_not_match_across_two_identifiers() {
+    let admin = Admin::start(Config::default()).await;
+    let account = admin.ca.new_account().await;
+    let both = admin.issue(&account, &[NAME, "b.example.com"]).await;
+    let (_, spanning) = admin.get("/admin/certificates?name=a.*b.example.com").await;
+    assert_eq!(spanning["items"], json!([]), "{spanning}");
+    let (_, second) = admin.get("/admin/certificates?name=b.*").await;
+    assert_eq!(second["items"][0]["serial"], both.serial.as_str());
+    assert_eq!(second["items"][0]["names"], json!([NAME, "b.example.com"]));
+}

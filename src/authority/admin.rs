@@ -84,17 +84,28 @@ impl Authority {
         })
     }
 
+    /// One page of certificates matching `filter`, and the cursor of the next page when the
+    /// store's page was full (a page may hold fewer than `limit` after the exact name check).
     pub async fn admin_certificates(
         &self,
         filter: &CertificateFilter,
         after: Option<&CertificateCursor>,
         limit: u32,
-    ) -> AdminResult<Vec<CertificateRecord>> {
+    ) -> AdminResult<(Vec<CertificateRecord>, Option<CertificateCursor>)> {
         let now = self.now();
-        Ok(self
+        let mut records = self
             .store
             .certificate_records(filter, after, now, limit)
-            .await?)
+            .await?;
+        let next = (records.len() == limit as usize)
+            .then(|| records.last())
+            .flatten()
+            .map(|r| CertificateCursor {
+                created_at: r.certificate.created_at,
+                id: r.certificate.id.clone(),
+            });
+        records.retain(|r| filter.matches_name(&r.identifiers));
+        Ok((records, next))
     }
 
     pub async fn admin_certificate(&self, serial: &str) -> AdminResult<CertificateRecord> {

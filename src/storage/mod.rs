@@ -371,7 +371,9 @@ pub trait Store: Send + Sync + 'static {
     // --- admin API (issue 7) ---
     /// Up to `limit` certificates matching `filter`, oldest first (`created_at`, then `id`),
     /// starting after `after`, with their identifiers and revocation. `now` decides `active`
-    /// and `expired`.
+    /// and `expired`. The name is matched against the identifiers' stored text, so a pattern
+    /// with `*` may also match across two identifiers: callers keep the records for which
+    /// [`CertificateFilter::matches_name`] holds, and page on the last row returned.
     async fn certificate_records(
         &self,
         filter: &CertificateFilter,
@@ -447,6 +449,38 @@ impl CertificateFilter {
         }
         Some(format!("%\"value\":\"{escaped}\"%"))
     }
+}
+
+impl CertificateFilter {
+    /// Whether one of `identifiers` matches the name filter (any, when there is none): the
+    /// exact check behind the store's text match. `*` matches any run of characters.
+    pub fn matches_name(&self, identifiers: &[Identifier]) -> bool {
+        let Some(pattern) = &self.name else {
+            return true;
+        };
+        let pattern = pattern.to_ascii_lowercase();
+        identifiers.iter().any(|id| glob(&pattern, &id.value()))
+    }
+}
+
+/// `*` matches any run of characters, everything else itself.
+fn glob(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// A position in the certificates list: the last certificate of the previous page.
@@ -531,5 +565,49 @@ pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Sto
         Err(rows::other(format!(
             "database.url must start with sqlite:, postgres:// or postgresql:// (scheme {scheme:?})"
         )))
+    }
+}
+
+#[cfg(test)]
+mod admin_filter_tests {
+    use super::*;
+
+    #[test]
+    fn name_patterns_match_one_identifier_at_a_time() {
+        let ids = |names: &[&str]| -> Vec<Identifier> {
+            names
+                .iter()
+                .map(|n| Identifier::parse("dns", n).expect("a name"))
+                .collect()
+        };
+        let cases = [
+            ("a.example.com", &["a.example.com"][..], true),
+            ("A.Example.com", &["a.example.com"][..], true),
+            ("*.example.com", &["a.example.com"][..], true),
+            ("*.example.com", &["example.com"][..], false),
+            (
+                "*.example.com",
+                &["a.example.org", "b.example.com"][..],
+                true,
+            ),
+            // Across two identifiers is no match, though the stored text would match.
+            ("a*z.test", &["a.one", "z.test"][..], false),
+            ("a*z.test", &["abz.test"][..], true),
+            ("www.*.test", &["www.b.test"][..], true),
+            ("*", &["anything.test"][..], true),
+            ("a.example.com", &["a.example.com.evil"][..], false),
+        ];
+        for (pattern, names, expected) in cases {
+            let filter = CertificateFilter {
+                name: Some(pattern.to_owned()),
+                ..Default::default()
+            };
+            assert_eq!(
+                filter.matches_name(&ids(names)),
+                expected,
+                "{pattern} on {names:?}"
+            );
+        }
+        assert!(CertificateFilter::default().matches_name(&[]));
     }
 }

@@ -34,14 +34,11 @@ pub async fn list(
     let (limit, cursor) = query.paging()?;
     let filter = filter(&query)?;
     let authority = &state.0.authority;
-    let records = authority
+    let (records, next) = authority
         .admin_certificates(&filter, cursor.as_ref(), limit)
         .await?;
     let now = authority.now();
-    let next = (records.len() == limit as usize)
-        .then(|| records.last())
-        .flatten()
-        .map(|r| wire::encode_cursor(r.certificate.created_at, &r.certificate.id));
+    let next = next.map(|c| wire::encode_cursor(c.created_at, &c.id));
     let items = records
         .iter()
         .map(|r| wire::certificate(r, now, false))
