@@ -391,3 +391,35 @@ async fn bootstrap_works_offline_and_needs_the_passphrase_of_an_encrypted_ca() {
     let (_, cert) = X509Certificate::from_der(&leaf.contents).expect("a certificate");
     assert_eq!(cert.subject().to_string(), "CN=alice");
 }
+
+/// The listing and revocation queries on PostgreSQL, through the CLI (skipped without
+/// MAYFLY_TEST_POSTGRES_URL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certs_and_revoke_on_postgres() {
+    let Ok(url) = std::env::var(acme_tests::postgres::URL_ENV) else {
+        eprintln!("skipped: {} is not set", acme_tests::postgres::URL_ENV);
+        return;
+    };
+    let env = Environment::mayfly_on_postgres(&url)
+        .await
+        .expect("mayfly starts");
+    let server = mayfly(&env);
+    let client = Client::new(env.target()).await.expect("an account");
+    let http = ChallengeServer::start(env.target().http01_port)
+        .await
+        .expect("the http-01 server starts");
+    let web = serial(&client.issue(&http, &["web.pg.test"]).await.expect("issued"));
+    serial(&client.issue(&http, &["db.pg.test"]).await.expect("issued"));
+    let found = admin_json(server, &["certs", "--name", "web.*"]).await;
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
+    assert_eq!(found[0]["serial"], web.as_str());
+    admin(server, &["revoke", &web, "--reason", "1"]).await;
+    let status = admin_json(server, &["status"]).await;
+    assert_eq!(
+        status["certificates"],
+        serde_json::json!({"issued": 2, "active": 1, "expired": 0, "revoked": 1}),
+        "{status}"
+    );
+    let revoked = admin_json(server, &["certs", "--status", "revoked"]).await;
+    assert_eq!(revoked[0]["revocation_reason"], "keyCompromise");
+}
