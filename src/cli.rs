@@ -38,13 +38,8 @@ pub enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
-    /// Operator tasks on the database (External Account Binding keys).
-    #[command(
-        long_about = "Operator tasks on the database (External Account Binding keys).\n\n\
-            There is no admin API yet: these commands open the database directly, configured \
-            as for `serve` (--config, MAYFLY__* environment variables, --data-dir, \
-            --database-url). They are safe to run while `serve` runs."
-    )]
+    /// Operator tasks over the admin API: status, certificates, revocation, accounts, EAB
+    /// keys, the CA chain, the CRL, ARI windows; `bootstrap` makes the first admin certificate.
     Admin(AdminArgs),
     /// Keep certificates fresh: the renewal agent (ACME client), from cron or as a daemon.
     #[command(long_about = RENEW_ABOUT)]
@@ -217,47 +212,177 @@ pub struct RenewArgs {
 
 // --- end of `mayfly renew` ---
 
-// --- `mayfly admin` (issue 3: accounts) ---
+// --- `mayfly admin` (issue 3: accounts; issue 7: over the admin API) ---
+
+const ADMIN_ABOUT: &str = "Operator tasks over the admin API (mutual TLS).\n\n\
+    `mayfly admin bootstrap` makes the first admin client certificate from the CA key in the \
+    data directory (the server need not run). Every other command calls the admin API of a \
+    running server: by default at admin.listen of the configuration, with \
+    <data_dir>/admin/admin.pem and admin-key.pem as the client certificate and the data \
+    directory's root-ca.pem as the trusted root. Output is a table; --json prints the API's \
+    JSON. Exit codes: 0 done, 1 the server refused or failed, 2 bad usage or configuration.";
 
 #[derive(Debug, Args)]
+#[command(long_about = ADMIN_ABOUT)]
 pub struct AdminArgs {
     #[command(flatten)]
     pub database: AdminDatabaseArgs,
+    #[command(flatten)]
+    pub connection: AdminConnectionArgs,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
 
-/// Where the database is: the same layering as `serve`.
+/// The configuration, as for `serve`: where the data directory and the admin listener are.
 #[derive(Debug, Args)]
 pub struct AdminDatabaseArgs {
     /// TOML configuration file.
     #[arg(long, short = 'c', value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
-    /// Data directory (server.data_dir); the default database is mayfly.db in it.
+    /// Data directory (server.data_dir): the CA for bootstrap, and the default client
+    /// certificate and root.
     #[arg(long, value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
-    /// Database URL (database.url).
-    #[arg(long, value_name = "URL", global = true)]
-    pub database_url: Option<String>,
 }
 
 impl AdminDatabaseArgs {
     pub fn config(&self) -> Result<Config, ConfigError> {
         let mut flags = Figment::new();
         flags = flag(flags, "server.data_dir", self.data_dir.clone());
-        flags = flag(flags, "database.url", self.database_url.clone());
         Config::load(self.config.as_deref(), flags)
     }
 }
 
+/// How to reach the admin API.
+#[derive(Debug, Args)]
+pub struct AdminConnectionArgs {
+    /// The admin API's base URL; default https://<admin.listen>.
+    #[arg(long, value_name = "URL", global = true)]
+    pub url: Option<String>,
+    /// The admin client certificate chain (PEM); default <data_dir>/admin/admin.pem.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM); default <data_dir>/admin/admin-key.pem.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub key: Option<PathBuf>,
+    /// The root that signed the admin listener's certificate; default <data_dir>/root-ca.pem.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub ca: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
+    /// Write the first admin client certificate and key (mode 0600) from the CA in the data
+    /// directory; needs MAYFLY_CA_PASSPHRASE when the CA key is encrypted.
+    Bootstrap {
+        /// The certificate's common name (shown as the actor in the audit log).
+        #[arg(long, default_value = "mayfly-admin")]
+        name: String,
+        /// How long it is valid.
+        #[arg(long, value_name = "DURATION", value_parser = HumanDuration::parse, default_value = "90d")]
+        validity: HumanDuration,
+        /// Directory for admin.pem and admin-key.pem; default <data_dir>/admin.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The CA's fingerprints and expiries, and the certificate and account counts.
+    Status,
+    /// Print the admin API's OpenAPI document (no server needed), e.g. to refresh
+    /// docs/admin-openapi.json.
+    Openapi,
+    /// List certificates (oldest first), filtered; or export them all.
+    Certs(CertsArgs),
+    /// One certificate, by serial (hex, colons allowed).
+    Cert {
+        serial: String,
+        /// Print its chain (PEM) instead.
+        #[arg(long)]
+        pem: bool,
+    },
+    /// Revoke a certificate by serial, or every certificate matching --name-pattern.
+    Revoke(RevokeArgs),
+    /// ACME accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
     /// External Account Binding keys (RFC 8555 §7.3.4).
     #[command(subcommand)]
     Eab(EabCommand),
+    /// The CA chain: root and intermediate (PEM).
+    Ca {
+        /// Write the chain (intermediate then root) to this file instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Sign a fresh CRL now.
+    Crl,
     /// Renewal windows (ACME Renewal Information, RFC 9773), e.g. "renew now" for an incident.
     #[command(subcommand)]
     Ari(AriCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// A name among the identifiers; `*` matches any run of characters (*.example.com).
+    #[arg(long, value_name = "PATTERN")]
+    pub name: Option<String>,
+    /// Only this account's certificates.
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+    /// active, expired or revoked.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Only certificates expiring before this RFC 3339 time, `now` or `now+DURATION`.
+    #[arg(long, value_name = "TIME", value_parser = WindowTime::parse)]
+    pub expiring_before: Option<WindowTime>,
+    /// Page size (1 to 1000).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Every page, not just the first.
+    #[arg(long)]
+    pub all: bool,
+    /// Export every matching certificate's chain as <serial>.pem into this directory
+    /// (implies --all; progress on stderr).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["serial", "name_pattern"]))]
+pub struct RevokeArgs {
+    /// The serial (hex, colons allowed).
+    pub serial: Option<String>,
+    /// Revoke every unrevoked certificate with a name matching this (`*` matches any run of
+    /// characters); lists them first, asks for --yes.
+    #[arg(long, value_name = "PATTERN")]
+    pub name_pattern: Option<String>,
+    /// RFC 5280 reason: unspecified, keyCompromise, superseded, cessationOfOperation, … or
+    /// its number.
+    #[arg(long, default_value = "unspecified")]
+    pub reason: String,
+    /// Confirm a bulk revocation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// List the accounts, oldest first.
+    List {
+        /// Every page, not just the first.
+        #[arg(long)]
+        all: bool,
+        /// Page size (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Deactivate an account (RFC 8555 §7.3.6): its key authorizes nothing more.
+    Deactivate { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -274,16 +399,9 @@ pub enum EabCommand {
         /// with this key get; default: the directory's own.
         #[arg(long, value_name = "NAME")]
         provisioner: Option<String>,
-        /// Print {"kid", "hmac_key", "label", "reusable", "provisioner"} as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// List the keys (never their HMAC keys).
-    List {
-        /// Print a JSON array instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Stop a key from binding new accounts; accounts it bound keep working.
     Revoke {
         /// The key's id, as printed by `add`.
@@ -384,6 +502,18 @@ pub struct ServeArgs {
     /// Log format: text or json (log.format).
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<crate::config::LogFormat>,
+    /// Admin API listen address (admin.listen).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Admin listener certificate chain, PEM (admin.cert_file).
+    #[arg(long, value_name = "FILE")]
+    pub admin_cert_file: Option<PathBuf>,
+    /// Admin listener key, PEM (admin.key_file).
+    #[arg(long, value_name = "FILE")]
+    pub admin_key_file: Option<PathBuf>,
+    /// CA that admin client certificates must chain to, PEM (admin.ca_file).
+    #[arg(long, value_name = "FILE")]
+    pub admin_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -422,6 +552,10 @@ impl ServeArgs {
         flags = flag(flags, "server.listen", self.listen);
         flags = flag(flags, "database.url", self.database_url.clone());
         flags = flag(flags, "log.format", self.log_format);
+        flags = flag(flags, "admin.listen", self.admin_listen);
+        flags = flag(flags, "admin.cert_file", self.admin_cert_file.clone());
+        flags = flag(flags, "admin.key_file", self.admin_key_file.clone());
+        flags = flag(flags, "admin.ca_file", self.admin_ca_file.clone());
         Config::load(self.common.config.as_deref(), flags)
     }
 }
@@ -481,6 +615,68 @@ pub fn try_passphrase() -> anyhow::Result<Option<String>> {
         );
     }
     Ok(Some(passphrase))
+}
+
+#[cfg(test)]
+mod admin_flag_tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    /// The --admin-* flags of serve land on the [admin] keys, over the defaults.
+    #[test]
+    fn serve_admin_flags_set_the_admin_section() {
+        let cli = Cli::try_parse_from([
+            "mayfly",
+            "serve",
+            "--admin-listen",
+            "127.0.0.1:19443",
+            "--admin-cert-file",
+            "/etc/mayfly/admin.pem",
+            "--admin-key-file",
+            "/etc/mayfly/admin.key",
+            "--admin-ca-file",
+            "/etc/mayfly/admin-ca.pem",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let admin = args.config().expect("valid").admin;
+        assert_eq!(admin.listen.to_string(), "127.0.0.1:19443");
+        assert_eq!(
+            admin.cert_file.as_deref(),
+            Some(std::path::Path::new("/etc/mayfly/admin.pem"))
+        );
+        assert_eq!(
+            admin.key_file.as_deref(),
+            Some(std::path::Path::new("/etc/mayfly/admin.key"))
+        );
+        assert_eq!(
+            admin.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/mayfly/admin-ca.pem"))
+        );
+        assert!(admin.enabled);
+    }
+
+    #[test]
+    fn an_admin_cert_file_without_its_key_is_refused() {
+        let cli = Cli::try_parse_from([
+            "mayfly",
+            "serve",
+            "--admin-cert-file",
+            "/etc/mayfly/admin.pem",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let error = args.config().expect_err("refused");
+        assert_eq!(
+            error.0,
+            "admin.cert_file and admin.key_file go together: set both or neither"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ pub struct Config {
     /// `type = "acme" | "jwk" | "oidc" | "static"`.
     pub provisioners: std::collections::BTreeMap<String, crate::provisioner::ProvisionerConfig>,
     pub metrics: MetricsConfig,
+    /// The admin API (issue 7): a separate HTTPS listener with mutual TLS.
+    pub admin: AdminConfig,
     pub log: LogConfig,
     pub jobs: JobsConfig,
     pub alerts: AlertsConfig,
@@ -307,6 +309,39 @@ impl Default for CrlConfig {
     }
 }
 
+// --- admin API (issue 7) ---
+
+/// The admin API's listener (`[admin]`): HTTPS with a client certificate required at the
+/// handshake, and the `admin` role checked on every request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Start the admin listener with `serve`.
+    pub enabled: bool,
+    /// Address of the admin listener; loopback by default, so only the CA host can reach it.
+    pub listen: SocketAddr,
+    /// The admin listener's certificate chain (PEM); default: the main listener's
+    /// certificate (`server.pem`, signed by Mayfly's own CA).
+    pub cert_file: Option<PathBuf>,
+    /// The key of `cert_file` (PEM); set both or neither.
+    pub key_file: Option<PathBuf>,
+    /// The CA (PEM) that admin client certificates must chain to; default: Mayfly's root.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 14443)),
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+        }
+    }
+}
+// --- end of admin API (issue 7) ---
+
 impl Config {
     /// Layers defaults, `file` (which must exist when given), the environment and `overrides`
     /// (flags, as a figment of their own), then checks the result.
@@ -341,6 +376,11 @@ impl Config {
 
     /// Checks that go beyond types.
     fn check(&self) -> Result<(), ConfigError> {
+        if self.admin.cert_file.is_some() != self.admin.key_file.is_some() {
+            return Err(ConfigError(
+                "admin.cert_file and admin.key_file go together: set both or neither".into(),
+            ));
+        }
         self.acme.claims.check("acme.claims").map_err(ConfigError)?;
         self.profiles
             .check(&self.acme.claims)

@@ -14,7 +14,9 @@
 //! - [`storage`]: the `Store` trait with SQLite and PostgreSQL backends.
 //! - [`config`], [`cli`], [`app`], [`server`], [`clock`]: configuration, the command line, the
 //!   composition root, the listeners, and injected time.
-//! - [`admin`]: operator commands (`mayfly admin …`) on the database.
+//! - [`admin`]: operator commands (`mayfly admin …`): `bootstrap` signs the first admin client
+//!   certificate; the rest call the admin API (`api::admin`, on its own mutual-TLS listener,
+//!   `server::admin`).
 //! - [`jobs`]: periodic jobs (purges, renewal alerts), each on one replica at a time.
 //! - [`telemetry`]: the Prometheus recorder behind `GET /metrics` (the metrics are recorded
 //!   where their facts happen).

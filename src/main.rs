@@ -29,7 +29,11 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = if e.downcast_ref::<ConfigError>().is_some() {
+            // The admin API refusing a request as malformed (400) is bad usage too.
+            let bad_request = e
+                .downcast_ref::<mayfly::admin::client::Refused>()
+                .is_some_and(|refused| refused.status == 400);
+            let code = if e.downcast_ref::<ConfigError>().is_some() || bad_request {
                 EXIT_CONFIG
             } else {
                 EXIT_RUNTIME

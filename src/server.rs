@@ -4,6 +4,7 @@
 //! The listener asks clients for a certificate but requires none ([`client_auth`]): ACME
 //! clients present none, and `POST /v1/renew` is authenticated by the certificate it renews.
 
+pub mod admin;
 pub mod client_auth;
 
 use std::sync::Arc;
@@ -31,7 +32,9 @@ pub async fn serve(app: App, tls: ServerTls) -> anyhow::Result<()> {
     let router = crate::api::router(state.clone());
 
     let handle: Handle<std::net::SocketAddr> = Handle::new();
-    tokio::spawn(shutdown_on_signal(handle.clone()));
+    let admin_handle: Handle<std::net::SocketAddr> = Handle::new();
+    tokio::spawn(shutdown_on_signal(handle.clone(), admin_handle.clone()));
+    let admin_url = start_admin(&state, &tls, admin_handle)?;
     let jobs = crate::jobs::Jobs::new(&state)?;
     let jobs_task = tokio::spawn(jobs.clone().run());
     let crl_listen = state.0.config.crl.listen;
@@ -56,6 +59,9 @@ pub async fn serve(app: App, tls: ServerTls) -> anyhow::Result<()> {
             println!("  directory:  {directory}");
             println!("  trust root: {}", root.display());
             println!("  CRL:        {crl_url}");
+            if let Some(admin_url) = admin_url {
+                println!("  admin API:  {admin_url} (client certificate required)");
+            }
         }
     });
     let served = server.await.with_context(|| format!("serving on {listen}"));
@@ -82,7 +88,37 @@ fn rustls_config(tls: &ServerTls, root_pem: &str) -> anyhow::Result<rustls::Serv
     Ok(config)
 }
 
-async fn shutdown_on_signal(handle: Handle<std::net::SocketAddr>) {
+/// Binds the admin listener (issue 7) when `admin.enabled`, and serves it in the background;
+/// returns its URL.
+fn start_admin(
+    state: &AppState,
+    tls: &ServerTls,
+    handle: Handle<std::net::SocketAddr>,
+) -> anyhow::Result<Option<String>> {
+    let admin = &state.0.config.admin;
+    if !admin.enabled {
+        return Ok(None);
+    }
+    let config = admin::rustls_config(state, tls)?;
+    let listener = std::net::TcpListener::bind(admin.listen).with_context(|| {
+        format!(
+            "binding the admin listener (admin.listen) to {}",
+            admin.listen
+        )
+    })?;
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = admin::serve(state, listener, config, handle).await {
+            tracing::error!(error = %format!("{e:#}"), "the admin listener stopped");
+        }
+    });
+    Ok(Some(format!("https://{}/admin/", admin.listen)))
+}
+
+async fn shutdown_on_signal(
+    handle: Handle<std::net::SocketAddr>,
+    admin_handle: Handle<std::net::SocketAddr>,
+) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let term = async {
@@ -100,6 +136,7 @@ async fn shutdown_on_signal(handle: Handle<std::net::SocketAddr>) {
         _ = term => {},
     }
     tracing::info!("shutting down");
+    admin_handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
     handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
 }
 

@@ -1914,6 +1914,175 @@ macro_rules! ops_contract {
 ops_contract!(ping_and_close);
 
 // ---------------------------------------------------------------------------------------------
+// --- admin API (issue 7): certificate records with filters and cursor, counts, accounts page
+
+/// Three certificates: cert-a (account 1, www.example.com, created T0+1, expires T0+86400),
+/// cert-b (account 2, api.example.org, created T0+1), cert-c (account 1, expires T0+10,
+/// created T0+2); then cert-b is revoked.
+async fn admin_fixture(store: &dyn Store) {
+    let a = issued(store, "order-a", "cert-a", "4a01").await;
+    let second = account(2);
+    store.insert_account(&second).await.unwrap();
+    let (mut order_b, authzs_b) = order("order-b", &second.id);
+    let b_authz = authorization("order-b-authz", &second.id, dns("api.example.org"));
+    order_b.identifiers = vec![b_authz.identifier.clone()];
+    order_b.authorization_ids = vec![b_authz.id.clone()];
+    drop(authzs_b);
+    store.insert_order(&order_b, &[b_authz]).await.unwrap();
+    store
+        .complete_order(&certificate("cert-b", &order_b, "4a02"))
+        .await
+        .unwrap();
+    let (order_c, authzs_c) = order("order-c", &a.account_id);
+    store.insert_order(&order_c, &authzs_c).await.unwrap();
+    let mut c = certificate("cert-c", &order_c, "4a03");
+    c.not_after = at(T0 + 10);
+    c.created_at = at(T0 + 2);
+    store.complete_order(&c).await.unwrap();
+    assert!(
+        store
+            .revoke_certificate("cert-b", 4, at(T0 + 5))
+            .await
+            .unwrap()
+    );
+}
+
+async fn admin_certificate_records(store: Arc<dyn Store>) {
+    use mayfly::storage::{CertificateCursor, CertificateFilter, CertificateStatus};
+    admin_fixture(&*store).await;
+    let now = at(T0 + 100);
+    let ids = |records: Vec<mayfly::storage::CertificateRecord>| -> Vec<String> {
+        records.into_iter().map(|r| r.certificate.id).collect()
+    };
+    let list = |filter: CertificateFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .certificate_records(&filter, None, now, 100)
+                .await
+                .unwrap()
+        }
+    };
+    // Oldest first, then by id.
+    assert_eq!(
+        ids(list(CertificateFilter::default()).await),
+        ["cert-a", "cert-b", "cert-c"]
+    );
+    let by_name = CertificateFilter {
+        name: Some("WWW.example.com".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(list(by_name).await), ["cert-a", "cert-c"]);
+    let glob = CertificateFilter {
+        name: Some("*.example.org".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(list(glob).await), ["cert-b"]);
+    // LIKE's own wildcards are literal characters in a name.
+    let underscore = CertificateFilter {
+        name: Some("www_example.com".into()),
+        ..Default::default()
+    };
+    assert!(list(underscore).await.is_empty());
+    let by_account = CertificateFilter {
+        account_id: Some("acct-2".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(list(by_account).await), ["cert-b"]);
+    for (status, expected) in [
+        (CertificateStatus::Active, vec!["cert-a"]),
+        (CertificateStatus::Expired, vec!["cert-c"]),
+        (CertificateStatus::Revoked, vec!["cert-b"]),
+    ] {
+        let filter = CertificateFilter {
+            status: Some(status),
+            ..Default::default()
+        };
+        assert_eq!(ids(list(filter).await), expected, "{status:?}");
+    }
+    let expiring = CertificateFilter {
+        expiring_before: Some(at(T0 + 11)),
+        ..Default::default()
+    };
+    assert_eq!(ids(list(expiring).await), ["cert-c"]);
+
+    // Pages: two, then the rest after the cursor.
+    let all = CertificateFilter::default();
+    let first = store.certificate_records(&all, None, now, 2).await.unwrap();
+    let last = first.last().unwrap().certificate.clone();
+    let cursor = CertificateCursor {
+        created_at: last.created_at,
+        id: last.id,
+    };
+    let rest = store
+        .certificate_records(&all, Some(&cursor), now, 2)
+        .await
+        .unwrap();
+    assert_eq!(ids(first), ["cert-a", "cert-b"]);
+    assert_eq!(ids(rest), ["cert-c"]);
+
+    let record = store.certificate_record("4a02").await.unwrap();
+    assert_eq!(record.identifiers, [dns("api.example.org")]);
+    assert_eq!(record.revoked_at, Some(at(T0 + 5)));
+    assert_eq!(record.revocation_reason, Some(4));
+    assert_eq!(record.status(now), CertificateStatus::Revoked);
+    assert_not_found(store.certificate_record("4a09").await);
+}
+
+async fn admin_counts_and_accounts(store: Arc<dyn Store>) {
+    use mayfly::storage::{CertificateCounts, CertificateCursor};
+    assert_eq!(
+        store.certificate_counts(at(T0)).await.unwrap(),
+        CertificateCounts::default()
+    );
+    admin_fixture(&*store).await;
+    assert_eq!(
+        store.certificate_counts(at(T0 + 100)).await.unwrap(),
+        CertificateCounts {
+            issued: 3,
+            active: 1,
+            expired: 1,
+            revoked: 1,
+            accounts: 2,
+        }
+    );
+    let first = store.accounts_page(None, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].id, "acct-1");
+    let cursor = CertificateCursor {
+        created_at: first[0].created_at,
+        id: first[0].id.clone(),
+    };
+    let rest = store.accounts_page(Some(&cursor), 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].id, "acct-2");
+}
+
+macro_rules! admin_contract {
+    ($($check:ident),+ $(,)?) => {
+        mod admin_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Sqlite, _, _>(super::$check).await;
+                }
+            )+
+        }
+        mod admin_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Postgres, _, _>(super::$check).await;
+                }
+            )+
+        }
+    };
+}
+
+admin_contract!(admin_certificate_records, admin_counts_and_accounts);
+// --- end of admin API (issue 7) ---
+
+// ---------------------------------------------------------------------------------------------
 // Periodic jobs (issue 7): leases, purges, overdue renewals
 
 /// A lease goes to one holder until it runs out or is given up; racing holders get one win.

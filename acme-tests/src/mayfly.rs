@@ -165,6 +165,10 @@ pub struct MayflyServer {
     process: Subprocess,
     port: u16,
     data_dir: PathBuf,
+    /// The admin listener's port (issue 7).
+    admin_port: u16,
+    /// `MAYFLY_CA_PASSPHRASE` of the server, which `mayfly admin bootstrap` needs too.
+    passphrase: Option<String>,
 }
 
 impl MayflyServer {
@@ -176,6 +180,24 @@ impl MayflyServer {
         for attempt in 1..=START_ATTEMPTS {
             let port = free_tcp_port()?;
             let mut command = options.command(port);
+            // The admin listener's default port (14443) would clash between servers running
+            // at once, as the CRL listener's would.
+            let admin_port = match options
+                .extra_env
+                .iter()
+                .find(|(key, _)| key == "MAYFLY__ADMIN__LISTEN")
+            {
+                Some((_, address)) => address
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .context("MAYFLY__ADMIN__LISTEN has no port")?,
+                None => {
+                    let admin_port = free_tcp_port()?;
+                    command.env("MAYFLY__ADMIN__LISTEN", format!("127.0.0.1:{admin_port}"));
+                    admin_port
+                }
+            };
             let mut process = Subprocess::spawn("mayfly", command.as_std_mut())?;
             let url = format!("https://127.0.0.1:{port}/directory");
             let root = data_dir.join("root-ca.pem");
@@ -185,6 +207,8 @@ impl MayflyServer {
                         process,
                         port,
                         data_dir,
+                        admin_port,
+                        passphrase: options.passphrase.clone(),
                     });
                 }
                 Err(err) if attempt < START_ATTEMPTS && port_was_taken(&process) => {
@@ -204,6 +228,43 @@ impl MayflyServer {
     /// The listen port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `https://127.0.0.1:ADMIN_PORT`, the admin API.
+    pub fn admin_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.admin_port)
+    }
+
+    /// `mayfly admin --data-dir DIR --url ADMIN_URL ARGS`, as an operator on the CA host runs
+    /// it, after `mayfly admin bootstrap` if the data directory has no admin certificate yet.
+    pub async fn admin(&self, args: &[&str]) -> Result<Output> {
+        if !self.data_dir.join("admin").join("admin.pem").exists() {
+            let output = run(self.admin_command(&["bootstrap"]), COMMAND_TIMEOUT).await?;
+            if !output.status.success() {
+                bail!(
+                    "mayfly admin bootstrap failed with {}:\n{}",
+                    output.status,
+                    output_text(&output)
+                );
+            }
+        }
+        run(self.admin_command(args), COMMAND_TIMEOUT).await
+    }
+
+    /// The `mayfly admin ARGS` command for this server, not yet run.
+    pub fn admin_command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = command();
+        command
+            .arg("admin")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--url")
+            .arg(self.admin_url());
+        if let Some(passphrase) = &self.passphrase {
+            command.env(PASSPHRASE_ENV, passphrase);
+        }
+        command
     }
 
     /// The data directory in use.
@@ -248,18 +309,13 @@ pub struct EabCredentials {
     pub hmac_key: String,
 }
 
-/// `mayfly admin eab add --json` against the default (SQLite) database in `data_dir`; works
-/// while `serve` runs on the same data directory.
-pub async fn eab_add(data_dir: &Path, reusable: bool) -> Result<EabCredentials> {
-    let mut command = command();
-    command
-        .args(["admin", "eab", "add", "--json", "--label", "acme-tests"])
-        .arg("--data-dir")
-        .arg(data_dir);
+/// `mayfly admin eab add --json` over the admin API of `server`.
+pub async fn eab_add(server: &MayflyServer, reusable: bool) -> Result<EabCredentials> {
+    let mut args = vec!["eab", "add", "--json", "--label", "acme-tests"];
     if reusable {
-        command.arg("--reusable");
+        args.push("--reusable");
     }
-    let output = run(command, COMMAND_TIMEOUT).await?;
+    let output = server.admin(&args).await?;
     if !output.status.success() {
         bail!(
             "mayfly admin eab add failed with {}:\n{}",

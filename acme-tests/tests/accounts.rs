@@ -19,9 +19,9 @@ use serde_json::Value;
 const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 const EAB_REQUIRED: (&str, &str) = ("MAYFLY__ACME__EXTERNAL_ACCOUNT_REQUIRED", "true");
 
-fn data_dir(env: &Environment) -> &Path {
+fn mayfly(env: &Environment) -> &acme_tests::mayfly::MayflyServer {
     match env.server() {
-        Server::Mayfly(server) => server.data_dir(),
+        Server::Mayfly(server) => server,
         Server::Pebble(_) => panic!("these tests run against Mayfly"),
     }
 }
@@ -180,8 +180,7 @@ async fn lego_registers_with_eab_and_issues() {
         describe(&output)
     );
 
-    let EabCredentials { kid, hmac_key } =
-        eab_add(data_dir(&env), false).await.expect("an EAB key");
+    let EabCredentials { kid, hmac_key } = eab_add(mayfly(&env), false).await.expect("an EAB key");
     let work = tempfile::tempdir().expect("temp dir");
     let mut command = lego(&env, work.path(), name);
     command
@@ -266,7 +265,7 @@ async fn instant_acme_eab_orders_list_and_key_rollover() {
     let error = format!("{:?}", refused.err().expect("refused without EAB"));
     assert!(error.contains("externalAccountRequired"), "{error}");
 
-    let eab = eab_add(data_dir(&env), false).await.expect("an EAB key");
+    let eab = eab_add(mayfly(&env), false).await.expect("an EAB key");
     let hmac_key = URL_SAFE_NO_PAD.decode(&eab.hmac_key).expect("base64url");
     let (mut account, credentials) = Account::builder_with_root(&target.tls_root)
         .expect("a builder")
@@ -316,32 +315,23 @@ async fn instant_acme_eab_orders_list_and_key_rollover() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// mayfly admin eab: add, list, revoke, exit codes
-
-async fn admin(data_dir: &Path, args: &[&str]) -> Output {
-    let mut command = acme_tests::mayfly::command();
-    command
-        .arg("admin")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir);
-    acme_tests::mayfly::run(command, acme_tests::mayfly::COMMAND_TIMEOUT)
-        .await
-        .expect("mayfly admin runs")
-}
+// mayfly admin eab: add, list, revoke, exit codes (over the admin API of a live server)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_eab_add_list_revoke() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data_dir = dir.path();
-    let first = eab_add(data_dir, true).await.expect("a reusable key");
-    let second = eab_add(data_dir, false).await.expect("a single-use key");
+    let env = Environment::mayfly().await.expect("mayfly starts");
+    let server = mayfly(&env);
+    let admin = |args: &'static [&'static str]| async move {
+        server.admin(args).await.expect("mayfly admin runs")
+    };
+    let first = eab_add(server, true).await.expect("a reusable key");
+    let second = eab_add(server, false).await.expect("a single-use key");
     assert_eq!(
         URL_SAFE_NO_PAD.decode(&first.hmac_key).map(|k| k.len()),
         Ok(64)
     );
 
-    let output = admin(data_dir, &["eab", "add", "--label", "team a"]).await;
+    let output = admin(&["eab", "add", "--label", "team a"]).await;
     assert!(output.status.success(), "{}", describe(&output));
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -349,9 +339,12 @@ async fn admin_eab_add_list_revoke() {
         "{text}"
     );
 
-    let output = admin(data_dir, &["eab", "revoke", &second.kid]).await;
+    let output = server
+        .admin(&["eab", "revoke", &second.kid])
+        .await
+        .expect("mayfly admin runs");
     assert!(output.status.success(), "{}", describe(&output));
-    let output = admin(data_dir, &["eab", "list", "--json"]).await;
+    let output = admin(&["eab", "list", "--json"]).await;
     assert!(output.status.success(), "{}", describe(&output));
     let list: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let list = list.as_array().expect("an array");
@@ -365,27 +358,41 @@ async fn admin_eab_add_list_revoke() {
         "list shows an HMAC key"
     );
 
-    let output = admin(data_dir, &["eab", "list"]).await;
+    let output = admin(&["eab", "list"]).await;
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(table.starts_with("KID"), "{table}");
     assert!(table.contains("team a"), "{table}");
 
     // Exit codes: 1 for an unknown kid, 2 for usage and configuration errors.
-    let output = admin(data_dir, &["eab", "revoke", "no-such-kid"]).await;
+    let output = admin(&["eab", "revoke", "no-such-kid"]).await;
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("no EAB key with kid \"no-such-kid\""),
         "{}",
         describe(&output)
     );
-    let output = admin(data_dir, &["eab", "frobnicate"]).await;
+    let output = admin(&["eab", "frobnicate"]).await;
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    // Without an admin certificate the CLI says how to make one.
+    let elsewhere = tempfile::tempdir().expect("temp dir");
     let mut command = acme_tests::mayfly::command();
     command
-        .args(["admin", "eab", "list"])
-        .env("MAYFLY__DATABASE__URL", "mysql://nowhere");
+        .args([
+            "admin",
+            "eab",
+            "list",
+            "--url",
+            &server.admin_url(),
+            "--data-dir",
+        ])
+        .arg(elsewhere.path());
     let output = acme_tests::mayfly::run(command, acme_tests::mayfly::COMMAND_TIMEOUT)
         .await
         .expect("mayfly admin runs");
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("run `mayfly admin bootstrap`"),
+        "{}",
+        describe(&output)
+    );
 }

@@ -6,27 +6,19 @@
 //! lego (Debian's 4.9) has no `renew --ari-enable`: `lego renew --help` lists no ARI option,
 //! so instant-acme's `Account::renewal_info` is the client that reads the window.
 
-use std::path::Path;
 use std::time::Duration as StdDuration;
 
 use acme_tests::Environment;
 use acme_tests::clients::instant::ChallengeServer;
 use acme_tests::clients::instant_ari::{Client, Solver, Validated};
 use acme_tests::environment::Server;
-use acme_tests::mayfly::{COMMAND_TIMEOUT, command, output_text, run};
+use acme_tests::mayfly::output_text;
 use instant_acme::{CertificateIdentifier, Identifier};
 use rustls::pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 const NAME: &str = "ari.example";
-
-fn data_dir(env: &Environment) -> &Path {
-    match env.server() {
-        Server::Mayfly(server) => server.data_dir(),
-        Server::Pebble(_) => panic!("these tests run against Mayfly"),
-    }
-}
 
 fn validity(der: &[u8]) -> (OffsetDateTime, OffsetDateTime) {
     let (_, cert) = X509Certificate::from_der(der).expect("the leaf parses");
@@ -46,17 +38,13 @@ fn cert_id(der: &[u8]) -> CertificateIdentifier<'static> {
     id
 }
 
-/// `mayfly admin ari ARGS --data-dir DIR`, as an operator runs it next to the server.
+/// `mayfly admin ari ARGS` over the admin API, as an operator runs it next to the server.
 async fn admin_ari(env: &Environment, args: &[&str]) -> std::process::Output {
-    let mut admin = command();
-    admin
-        .args(["admin", "ari"])
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir(env));
-    run(admin, COMMAND_TIMEOUT)
-        .await
-        .expect("mayfly admin ari runs")
+    let Server::Mayfly(server) = env.server() else {
+        panic!("these tests run against Mayfly")
+    };
+    let args: Vec<&str> = ["ari"].into_iter().chain(args.iter().copied()).collect();
+    server.admin(&args).await.expect("mayfly admin ari runs")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

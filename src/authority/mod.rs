@@ -2,6 +2,7 @@
 //! `validation` and `issuer` return results and the authority records them.
 
 pub mod account;
+pub mod admin;
 mod chain;
 pub mod challenge;
 pub mod direct;

@@ -5,6 +5,7 @@
 //! `SigningToken`; `issue` consumes it and signs, so one request cannot be signed twice.
 //! The issuer never touches storage.
 
+pub mod admin;
 pub mod crl;
 pub mod csr;
 pub mod reissue;

@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    Account, Authorization, Certificate, Challenge, EabKey, EabRefusal, Order, OrderCursor,
+    Account, AccountCursor, Authorization, Certificate, CertificateCounts, CertificateCursor,
+    CertificateFilter, CertificateRecord, Challenge, EabKey, EabRefusal, Order, OrderCursor,
     OverdueRenewal, Purged, RenewalCounts, RenewalQuery, RenewalState, RevokedCertificate, Store,
     StoreResult,
 };
@@ -99,4 +100,8 @@ metered! {
     fn overdue_renewals(&self, query: &RenewalQuery, limit: u32) -> StoreResult<Vec<OverdueRenewal>>;
     fn mark_renewal_alerted(&self, certificate_id: &str, at: OffsetDateTime) -> StoreResult<bool>;
     fn renewal_counts(&self, query: &RenewalQuery) -> StoreResult<Vec<RenewalCounts>>;
+    fn certificate_records(&self, filter: &CertificateFilter, after: Option<&CertificateCursor>, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<CertificateRecord>>;
+    fn certificate_record(&self, serial: &str) -> StoreResult<CertificateRecord>;
+    fn certificate_counts(&self, now: OffsetDateTime) -> StoreResult<CertificateCounts>;
+    fn accounts_page(&self, after: Option<&AccountCursor>, limit: u32) -> StoreResult<Vec<Account>>;
 }

@@ -406,6 +406,32 @@ pub trait Store: Send + Sync + 'static {
     /// Per profile, how many valid, unrevoked, not yet renewed certificates are inside their
     /// renewal window at `now`, and how many are past it.
     async fn renewal_counts(&self, query: &RenewalQuery) -> StoreResult<Vec<RenewalCounts>>;
+
+    // --- admin API (issue 7) ---
+    /// Up to `limit` certificates matching `filter`, oldest first (`created_at`, then `id`),
+    /// starting after `after`, with their identifiers and revocation. `now` decides `active`
+    /// and `expired`. The name is matched against the identifiers' stored text, so a pattern
+    /// with `*` may also match across two identifiers: callers keep the records for which
+    /// [`CertificateFilter::matches_name`] holds, and page on the last row returned.
+    async fn certificate_records(
+        &self,
+        filter: &CertificateFilter,
+        after: Option<&CertificateCursor>,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<CertificateRecord>>;
+    /// The certificate with this serial, with its identifiers and revocation.
+    async fn certificate_record(&self, serial: &str) -> StoreResult<CertificateRecord>;
+    /// How many certificates were issued, are active, expired and revoked at `now`, and how
+    /// many accounts there are.
+    async fn certificate_counts(&self, now: OffsetDateTime) -> StoreResult<CertificateCounts>;
+    /// Up to `limit` accounts, oldest first (`created_at`, then `id`), after `after`.
+    async fn accounts_page(
+        &self,
+        after: Option<&AccountCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<Account>>;
+    // --- end of admin API (issue 7) ---
 }
 
 /// What one `purge_expired` call deleted.
@@ -456,6 +482,138 @@ pub struct RenewalCounts {
     pub overdue: u64,
 }
 
+// --- admin API (issue 7) ---
+
+/// A certificate's status for the operator, at a given time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertificateStatus {
+    /// Not revoked, and `not_after` is later than now.
+    Active,
+    /// Not revoked, and `not_after` has passed.
+    Expired,
+    Revoked,
+}
+
+impl CertificateStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertificateStatus::Active => "active",
+            CertificateStatus::Expired => "expired",
+            CertificateStatus::Revoked => "revoked",
+        }
+    }
+}
+
+/// Which certificates to list; `None` matches everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CertificateFilter {
+    /// A DNS name or IP address among the identifiers; `*` matches any run of characters
+    /// (`*.example.com`).
+    pub name: Option<String>,
+    pub account_id: Option<String>,
+    pub status: Option<CertificateStatus>,
+    /// Only certificates whose `not_after` is earlier than this.
+    pub expiring_before: Option<OffsetDateTime>,
+}
+
+impl CertificateFilter {
+    /// The SQL `LIKE` pattern (escape `\`) that finds `name` in an order's identifiers JSON
+    /// text (`[{"type":"dns","value":"a.example.com"}]`, written by `serde_json` without
+    /// spaces).
+    pub(crate) fn name_pattern(&self) -> Option<String> {
+        let name = self.name.as_deref()?.to_ascii_lowercase();
+        let mut escaped = String::new();
+        for c in name.chars() {
+            match c {
+                '%' | '_' | '\\' => {
+                    escaped.push('\\');
+                    escaped.push(c);
+                }
+                '*' => escaped.push('%'),
+                c => escaped.push(c),
+            }
+        }
+        Some(format!("%\"value\":\"{escaped}\"%"))
+    }
+}
+
+impl CertificateFilter {
+    /// Whether one of `identifiers` matches the name filter (any, when there is none): the
+    /// exact check behind the store's text match. `*` matches any run of characters.
+    pub fn matches_name(&self, identifiers: &[Identifier]) -> bool {
+        let Some(pattern) = &self.name else {
+            return true;
+        };
+        let pattern = pattern.to_ascii_lowercase();
+        identifiers.iter().any(|id| glob(&pattern, &id.value()))
+    }
+}
+
+/// `*` matches any run of characters, everything else itself.
+fn glob(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// A position in the certificates list: the last certificate of the previous page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateCursor {
+    pub created_at: OffsetDateTime,
+    pub id: String,
+}
+
+/// A position in the accounts list: the last account of the previous page.
+pub type AccountCursor = CertificateCursor;
+
+/// A certificate with what the operator asks about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CertificateRecord {
+    pub certificate: Certificate,
+    /// The identifiers of the order it was issued for.
+    pub identifiers: Vec<Identifier>,
+    pub revoked_at: Option<OffsetDateTime>,
+    /// RFC 5280 §5.3.1 CRLReason, when revoked.
+    pub revocation_reason: Option<u8>,
+}
+
+impl CertificateRecord {
+    pub fn status(&self, now: OffsetDateTime) -> CertificateStatus {
+        if self.revoked_at.is_some() {
+            CertificateStatus::Revoked
+        } else if self.certificate.not_after > now {
+            CertificateStatus::Active
+        } else {
+            CertificateStatus::Expired
+        }
+    }
+}
+
+/// The totals of the status endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CertificateCounts {
+    pub issued: u64,
+    pub active: u64,
+    pub expired: u64,
+    pub revoked: u64,
+    pub accounts: u64,
+}
+// --- end of admin API (issue 7) ---
+
 /// A certificate with its renewal facts (RFC 9773).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RenewalState {
@@ -494,5 +652,49 @@ pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Sto
         Err(rows::other(format!(
             "database.url must start with sqlite:, postgres:// or postgresql:// (scheme {scheme:?})"
         )))
+    }
+}
+
+#[cfg(test)]
+mod admin_filter_tests {
+    use super::*;
+
+    #[test]
+    fn name_patterns_match_one_identifier_at_a_time() {
+        let ids = |names: &[&str]| -> Vec<Identifier> {
+            names
+                .iter()
+                .map(|n| Identifier::parse("dns", n).expect("a name"))
+                .collect()
+        };
+        let cases = [
+            ("a.example.com", &["a.example.com"][..], true),
+            ("A.Example.com", &["a.example.com"][..], true),
+            ("*.example.com", &["a.example.com"][..], true),
+            ("*.example.com", &["example.com"][..], false),
+            (
+                "*.example.com",
+                &["a.example.org", "b.example.com"][..],
+                true,
+            ),
+            // Across two identifiers is no match, though the stored text would match.
+            ("a*z.test", &["a.one", "z.test"][..], false),
+            ("a*z.test", &["abz.test"][..], true),
+            ("www.*.test", &["www.b.test"][..], true),
+            ("*", &["anything.test"][..], true),
+            ("a.example.com", &["a.example.com.evil"][..], false),
+        ];
+        for (pattern, names, expected) in cases {
+            let filter = CertificateFilter {
+                name: Some(pattern.to_owned()),
+                ..Default::default()
+            };
+            assert_eq!(
+                filter.matches_name(&ids(names)),
+                expected,
+                "{pattern} on {names:?}"
+            );
+        }
+        assert!(CertificateFilter::default().matches_name(&[]));
     }
 }

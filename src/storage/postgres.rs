@@ -16,9 +16,10 @@ use time::OffsetDateTime;
 use super::jobs_sql;
 use super::rows::{self, opt_json, opt_secs, other, secs, to_json};
 use super::{
-    Account, Authorization, Certificate, Challenge, EabKey, EabRefusal, Order, OrderCursor,
-    OverdueRenewal, Purged, RenewalCounts, RenewalQuery, RenewalState, RevokedCertificate, Store,
-    StoreError, StoreResult,
+    Account, AccountCursor, Authorization, Certificate, CertificateCounts, CertificateCursor,
+    CertificateFilter, CertificateRecord, CertificateStatus, Challenge, EabKey, EabRefusal, Order,
+    OrderCursor, OverdueRenewal, Purged, RenewalCounts, RenewalQuery, RenewalState,
+    RevokedCertificate, Store, StoreError, StoreResult,
 };
 use crate::acme::{ChallengeStatus, Identifier, Problem};
 
@@ -967,6 +968,92 @@ impl Store for PostgresStore {
         let rows = statement.fetch_all(&self.pool).await?;
         rows.iter().map(rows::renewal_counts).collect()
     }
+    // --- admin API (issue 7) ---
+
+    async fn certificate_records(
+        &self,
+        filter: &CertificateFilter,
+        after: Option<&CertificateCursor>,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<CertificateRecord>> {
+        let found = sqlx::query(
+            "SELECT c.id, c.order_id, c.account_id, c.serial, c.chain_pem, c.not_before, \
+             c.not_after, c.created_at, c.revoked_at, c.revocation_reason, o.identifiers \
+             FROM certificates c JOIN orders o ON o.id = c.order_id WHERE ($1::text IS NULL OR o.identifiers LIKE $1::text ESCAPE '\\') \
+             AND ($2::text IS NULL OR c.account_id = $2::text) \
+             AND ($3::text IS NULL \
+                  OR ($3::text = 'revoked' AND c.revoked_at IS NOT NULL) \
+                  OR ($3::text = 'active' AND c.revoked_at IS NULL AND c.not_after > $4::bigint) \
+                  OR ($3::text = 'expired' AND c.revoked_at IS NULL AND c.not_after <= $4::bigint)) \
+             AND ($5::bigint IS NULL OR c.not_after < $5::bigint) \
+             AND ($6::bigint IS NULL OR c.created_at > $6::bigint OR (c.created_at = $6::bigint AND c.id COLLATE \"C\" > $7::text)) \
+             ORDER BY c.created_at, c.id COLLATE \"C\" LIMIT $8",
+        )
+        .bind(filter.name_pattern())
+        .bind(filter.account_id.as_deref())
+        .bind(filter.status.map(CertificateStatus::as_str))
+        .bind(secs(now))
+        .bind(opt_secs(filter.expiring_before))
+        .bind(after.map(|a| secs(a.created_at)))
+        .bind(after.map(|a| a.id.as_str()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        found.iter().map(rows::certificate_record).collect()
+    }
+
+    async fn certificate_record(&self, serial: &str) -> StoreResult<CertificateRecord> {
+        let row = sqlx::query(
+            "SELECT c.id, c.order_id, c.account_id, c.serial, c.chain_pem, c.not_before, \
+             c.not_after, c.created_at, c.revoked_at, c.revocation_reason, o.identifiers \
+             FROM certificates c JOIN orders o ON o.id = c.order_id WHERE c.serial = $1",
+        )
+        .bind(serial)
+        .fetch_one(&self.pool)
+        .await?;
+        rows::certificate_record(&row)
+    }
+
+    async fn certificate_counts(&self, now: OffsetDateTime) -> StoreResult<CertificateCounts> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS issued, \
+             COALESCE(SUM(CASE WHEN revoked_at IS NULL AND not_after > $1::bigint THEN 1 ELSE 0 END), 0) AS active, \
+             COALESCE(SUM(CASE WHEN revoked_at IS NULL AND not_after <= $1::bigint THEN 1 ELSE 0 END), 0) AS expired, \
+             COALESCE(SUM(CASE WHEN revoked_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS revoked, \
+             (SELECT COUNT(*) FROM accounts) AS accounts FROM certificates",
+        )
+        .bind(secs(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(CertificateCounts {
+            issued: rows::count(&row, "issued")?,
+            active: rows::count(&row, "active")?,
+            expired: rows::count(&row, "expired")?,
+            revoked: rows::count(&row, "revoked")?,
+            accounts: rows::count(&row, "accounts")?,
+        })
+    }
+
+    async fn accounts_page(
+        &self,
+        after: Option<&AccountCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<Account>> {
+        let found = sqlx::query(
+            "SELECT id, key_thumbprint, jwk, contact, status, created_at, provisioner \
+             FROM accounts WHERE ($1::bigint IS NULL OR created_at > $1::bigint \
+             OR (created_at = $1::bigint AND id COLLATE \"C\" > $2::text)) \
+             ORDER BY created_at, id COLLATE \"C\" LIMIT $3",
+        )
+        .bind(after.map(|a| secs(a.created_at)))
+        .bind(after.map(|a| a.id.as_str()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        found.iter().map(rows::account).collect()
+    }
+    // --- end of admin API (issue 7) ---
 }
 
 /// The rows of a new order: its new authorizations, the order, its authorization list.

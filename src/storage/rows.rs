@@ -337,3 +337,25 @@ pub(crate) fn renewal_counts(row: &impl Columns) -> StoreResult<super::RenewalCo
         overdue: count("overdue")?,
     })
 }
+// --- admin API (issue 7) ---
+
+/// A certificate row joined with its order's identifiers, with the revocation columns.
+pub(crate) fn certificate_record(row: &impl Columns) -> StoreResult<super::CertificateRecord> {
+    let reason = row
+        .opt_int("revocation_reason")?
+        .map(|r| u8::try_from(r).map_err(|_| other(format!("revocation reason {r} out of range"))))
+        .transpose()?;
+    Ok(super::CertificateRecord {
+        certificate: certificate(row)?,
+        identifiers: from_json("orders.identifiers", &row.text("identifiers")?)?,
+        revoked_at: row.opt_int("revoked_at")?.map(time).transpose()?,
+        revocation_reason: reason,
+    })
+}
+
+/// The `count` column of a `SELECT COUNT(*) AS count`, as u64.
+pub(crate) fn count(row: &impl Columns, column: &str) -> StoreResult<u64> {
+    let n = row.int(column)?;
+    u64::try_from(n).map_err(|_| other(format!("{column} is negative: {n}")))
+}
+// --- end of admin API (issue 7) ---

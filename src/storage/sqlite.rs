@@ -19,9 +19,10 @@ use time::OffsetDateTime;
 use super::jobs_sql;
 use super::rows::{self, opt_json, opt_secs, secs, to_json};
 use super::{
-    Account, Authorization, Certificate, Challenge, EabKey, EabRefusal, Order, OrderCursor,
-    OverdueRenewal, Purged, RenewalCounts, RenewalQuery, RenewalState, RevokedCertificate, Store,
-    StoreError, StoreResult,
+    Account, AccountCursor, Authorization, Certificate, CertificateCounts, CertificateCursor,
+    CertificateFilter, CertificateRecord, CertificateStatus, Challenge, EabKey, EabRefusal, Order,
+    OrderCursor, OverdueRenewal, Purged, RenewalCounts, RenewalQuery, RenewalState,
+    RevokedCertificate, Store, StoreError, StoreResult,
 };
 use crate::acme::{ChallengeStatus, Identifier, Problem};
 
@@ -936,6 +937,92 @@ impl Store for SqliteStore {
         let rows = statement.fetch_all(&self.pool).await?;
         rows.iter().map(rows::renewal_counts).collect()
     }
+    // --- admin API (issue 7) ---
+
+    async fn certificate_records(
+        &self,
+        filter: &CertificateFilter,
+        after: Option<&CertificateCursor>,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<CertificateRecord>> {
+        let found = sqlx::query(
+            "SELECT c.id, c.order_id, c.account_id, c.serial, c.chain_pem, c.not_before, \
+             c.not_after, c.created_at, c.revoked_at, c.revocation_reason, o.identifiers \
+             FROM certificates c JOIN orders o ON o.id = c.order_id WHERE (?1 IS NULL OR o.identifiers LIKE ?1 ESCAPE '\\') \
+             AND (?2 IS NULL OR c.account_id = ?2) \
+             AND (?3 IS NULL \
+                  OR (?3 = 'revoked' AND c.revoked_at IS NOT NULL) \
+                  OR (?3 = 'active' AND c.revoked_at IS NULL AND c.not_after > ?4) \
+                  OR (?3 = 'expired' AND c.revoked_at IS NULL AND c.not_after <= ?4)) \
+             AND (?5 IS NULL OR c.not_after < ?5) \
+             AND (?6 IS NULL OR c.created_at > ?6 OR (c.created_at = ?6 AND c.id > ?7)) \
+             ORDER BY c.created_at, c.id LIMIT ?8",
+        )
+        .bind(filter.name_pattern())
+        .bind(filter.account_id.as_deref())
+        .bind(filter.status.map(CertificateStatus::as_str))
+        .bind(secs(now))
+        .bind(opt_secs(filter.expiring_before))
+        .bind(after.map(|a| secs(a.created_at)))
+        .bind(after.map(|a| a.id.as_str()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        found.iter().map(rows::certificate_record).collect()
+    }
+
+    async fn certificate_record(&self, serial: &str) -> StoreResult<CertificateRecord> {
+        let row = sqlx::query(
+            "SELECT c.id, c.order_id, c.account_id, c.serial, c.chain_pem, c.not_before, \
+             c.not_after, c.created_at, c.revoked_at, c.revocation_reason, o.identifiers \
+             FROM certificates c JOIN orders o ON o.id = c.order_id WHERE c.serial = ?1",
+        )
+        .bind(serial)
+        .fetch_one(&self.pool)
+        .await?;
+        rows::certificate_record(&row)
+    }
+
+    async fn certificate_counts(&self, now: OffsetDateTime) -> StoreResult<CertificateCounts> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS issued, \
+             COALESCE(SUM(CASE WHEN revoked_at IS NULL AND not_after > ?1 THEN 1 ELSE 0 END), 0) AS active, \
+             COALESCE(SUM(CASE WHEN revoked_at IS NULL AND not_after <= ?1 THEN 1 ELSE 0 END), 0) AS expired, \
+             COALESCE(SUM(CASE WHEN revoked_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS revoked, \
+             (SELECT COUNT(*) FROM accounts) AS accounts FROM certificates",
+        )
+        .bind(secs(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(CertificateCounts {
+            issued: rows::count(&row, "issued")?,
+            active: rows::count(&row, "active")?,
+            expired: rows::count(&row, "expired")?,
+            revoked: rows::count(&row, "revoked")?,
+            accounts: rows::count(&row, "accounts")?,
+        })
+    }
+
+    async fn accounts_page(
+        &self,
+        after: Option<&AccountCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<Account>> {
+        let found = sqlx::query(
+            "SELECT id, key_thumbprint, jwk, contact, status, created_at, provisioner \
+             FROM accounts WHERE (?1 IS NULL OR created_at > ?1 \
+             OR (created_at = ?1 AND id > ?2)) \
+             ORDER BY created_at, id LIMIT ?3",
+        )
+        .bind(after.map(|a| secs(a.created_at)))
+        .bind(after.map(|a| a.id.as_str()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        found.iter().map(rows::account).collect()
+    }
+    // --- end of admin API (issue 7) ---
 }
 
 /// The rows of a new order: its new authorizations, the order, its authorization list.

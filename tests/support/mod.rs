@@ -61,7 +61,8 @@ pub struct TestCa {
     pub issuer: Arc<Issuer>,
     /// The app's database (a test may close it: a database that went away).
     pub store: Arc<dyn mayfly::storage::Store>,
-    /// The app the routers serve, for what runs beside them (the periodic jobs).
+    /// The app behind the routers, for what runs beside them (the admin API's router, the
+    /// periodic jobs).
     pub state: AppState,
     /// Tokens the http-01 target knows; any other token gets 404.
     answers: Answers,
