@@ -115,6 +115,12 @@ async fn prune_nonces_and_tokens(state: AppState) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning used tokens failed"),
         }
+        // Rate-limit events older than the hour every limit counts over (issue 7).
+        match state.0.authority.prune_rate_limits().await {
+            Ok(n) if n > 0 => tracing::debug!(pruned = n, "forgot old rate-limit events"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning rate-limit events failed"),
+        }
     }
 }
 

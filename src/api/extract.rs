@@ -13,7 +13,7 @@ use crate::acme::{Problem, ProblemType};
 use crate::app::AppState;
 use crate::authority::revocation::Signer;
 use crate::jose::{ALGORITHMS, JoseError, Jwk, KeyOrKeyId, ParsedJws};
-use crate::policy::validators::Requester;
+use crate::policy::validators::{Requester, client_address};
 use crate::storage::Account;
 
 use super::context::Acme;
@@ -30,6 +30,9 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 pub struct JwkPost<T> {
     pub key: Jwk,
     pub payload: T,
+    /// The client's address for rate limits: the TCP peer, or the `X-Forwarded-For` entry
+    /// that `rate_limits.trusted_proxies` vouch for; `None` without a known peer.
+    pub client: Option<IpAddr>,
 }
 
 /// A request signed by an existing, valid account (`kid`), with a JSON payload.
@@ -285,9 +288,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JwkPost<T> {
                 Problem::malformed("newAccount must be signed with a jwk, not a kid").into(),
             );
         }
+        let trusted = &state.0.config.rate_limits.trusted_proxies;
+        let origin = &verified.origin;
+        let client = origin
+            .peer
+            .map(|peer| client_address(peer, &origin.forwarded_for, trusted));
         Ok(JwkPost {
             payload: json(&verified.payload)?,
             key: verified.key,
+            client,
         })
     }
 }

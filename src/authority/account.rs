@@ -31,6 +31,9 @@ pub struct Binding<'a> {
     /// The ACME provisioner whose directory the request came through; the account belongs
     /// to it.
     pub provisioner: &'a str,
+    /// The client's address, for the per-address limit on new accounts (issue 7); `None`
+    /// when not known.
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// What `change_key` did.
@@ -117,6 +120,8 @@ impl Authority {
             ))
             .into());
         }
+        // Only a creation counts, after every check that could refuse it.
+        self.take_new_account_slot(binding.client).await?;
         let account = Account {
             provisioner: binding.provisioner.to_owned(),
             id: random_id(),

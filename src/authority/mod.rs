@@ -6,6 +6,7 @@ mod chain;
 pub mod challenge;
 pub mod direct;
 pub mod finalize;
+pub mod limits;
 pub mod order;
 pub mod readiness;
 pub mod renewal;
@@ -70,6 +71,8 @@ pub struct Settings {
     /// The base of every URL Mayfly hands out: CAA `accounturi` is compared with account
     /// URLs (RFC 8657 §3), and token audiences are URLs.
     pub base_url: String,
+    /// Per-hour limits (`[rate_limits]`, issue 7).
+    pub rate_limits: crate::config::RateLimitsConfig,
 }
 
 impl Settings {
@@ -83,6 +86,7 @@ impl Settings {
             caa_check: config.acme.caa_check,
             caa_identities: config.acme.caa_identities.clone(),
             base_url: config.base_url(),
+            rate_limits: config.rate_limits.clone(),
         }
     }
 }
