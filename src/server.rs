@@ -61,6 +61,8 @@ pub async fn serve(app: App, tls: ServerTls) -> anyhow::Result<()> {
     server
         .await
         .with_context(|| format!("serving on {listen}"))?;
+    // Audit events still queued reach the database before the process ends (issue 7).
+    state.0.authority.flush_audit().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -201,7 +201,16 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
             (key, Some(account))
         }
     };
-    jws.verify(&key).map_err(jose_problem)?;
+    if let Err(e) = jws.verify(&key) {
+        // An authentication failure for the audit log (issue 7), unlike other bad JWS.
+        if matches!(e, JoseError::BadSignature) {
+            crate::authority::audit::update(|context| context.bad_signature = true);
+        }
+        return Err(jose_problem(e));
+    }
+    if let Some(account) = &account {
+        crate::authority::audit::update(|context| context.account = Some(account.id.clone()));
+    }
     // The nonce is redeemed last, so a request that fails the checks above does not use
     // it up (RFC 8555 §6.5).
     let nonce = jws.header.nonce.as_deref().ok_or_else(|| {

@@ -2,6 +2,7 @@
 //! `validation` and `issuer` return results and the authority records them.
 
 pub mod account;
+pub mod audit;
 mod chain;
 pub mod challenge;
 pub mod direct;
@@ -103,6 +104,8 @@ pub struct Authority {
     crls: Arc<revocation::CrlCache>,
     /// Per-provisioner policy: claims, profiles, validator chain, fixups, CAA.
     provisioners: Arc<Provisioners>,
+    /// The queue to the audit log's writer task (issue 7).
+    audit: audit::AuditLog,
 }
 
 impl Authority {
@@ -116,6 +119,7 @@ impl Authority {
     ) -> Self {
         Authority {
             provisioners,
+            audit: audit::AuditLog::spawn(store.clone()),
             store,
             issuer,
             validator,

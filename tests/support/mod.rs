@@ -61,6 +61,8 @@ pub struct TestCa {
     pub issuer: Arc<Issuer>,
     /// The app's database (a test may close it: a database that went away).
     pub store: Arc<dyn mayfly::storage::Store>,
+    /// The app behind the router (e.g. to flush and read the audit log).
+    pub state: AppState,
     /// Tokens the http-01 target knows; any other token gets 404.
     answers: Answers,
     _dir: TempDir,
@@ -187,8 +189,9 @@ impl TestCa {
         let app = App::assemble(config, parts).await.unwrap();
         let state = AppState(Arc::new(app));
         let crl_router = mayfly::api::crl::router(state.clone());
-        let router = mayfly::api::router(state);
+        let router = mayfly::api::router(state.clone());
         TestCa {
+            state,
             router,
             crl_router,
             clock,
