@@ -243,3 +243,51 @@ async fn the_read_pages_and_filters() {
     assert_eq!(page.events.len(), 1);
     assert_eq!(page.events[0].event.kind, "account.created");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_commands_record_their_actions() {
+    use mayfly::cli::EabCommand;
+    let ca = TestCa::new().await;
+    let config = mayfly::config::Config::default();
+    let add = EabCommand::Add {
+        label: "team-a".into(),
+        reusable: true,
+        provisioner: None,
+        json: true,
+    };
+    mayfly::admin::eab::run(&*ca.store, &config, &add, ca.now())
+        .await
+        .unwrap();
+    let kid = ca.store.eab_keys().await.unwrap().remove(0).id;
+    let revoke = EabCommand::Revoke { kid: kid.clone() };
+    mayfly::admin::eab::run(&*ca.store, &config, &revoke, ca.now())
+        .await
+        .unwrap();
+    // Revoking again changes nothing, and records nothing.
+    mayfly::admin::eab::run(&*ca.store, &config, &revoke, ca.now())
+        .await
+        .unwrap();
+
+    let events = audit_log(&ca).await;
+    let actions: Vec<(String, String, serde_json::Value)> = events
+        .iter()
+        .filter(|e| e.kind == "admin.action")
+        .map(|e| (e.actor.clone(), e.object.clone(), e.detail.clone()))
+        .collect();
+    let object = format!("eab_key:{kid}");
+    assert_eq!(
+        actions,
+        vec![
+            (
+                "admin:cli".to_owned(),
+                object.clone(),
+                json!({"action": "eab.add", "label": "team-a", "reusable": true, "provisioner": null})
+            ),
+            (
+                "admin:cli".to_owned(),
+                object,
+                json!({"action": "eab.revoke"})
+            ),
+        ]
+    );
+}

@@ -48,6 +48,22 @@ pub async fn run(
         Err(e @ MoveError::Unknown(_)) => return Err(e.into()),
         Err(MoveError::Store(e)) => return Err(e).context("moving the renewal window"),
     };
+    let action = match command {
+        AriCommand::Move { .. } => "ari.move",
+        AriCommand::RenewNow { .. } => "ari.renew_now",
+        AriCommand::Reset { .. } => "ari.reset",
+    };
+    let detail = serde_json::json!({
+        "window": window.map(|(start, end)| [rfc3339(start), rfc3339(end)]),
+    });
+    super::record(
+        store,
+        action,
+        format!("serial:{}", moved.serial),
+        detail,
+        now,
+    )
+    .await;
     match window {
         Some((start, end)) => println!(
             "certificate {} (not after {}): renewal window {} to {}",

@@ -34,6 +34,8 @@ pub async fn run(
                 check_provisioner(config, name)?;
             }
             let key = add_for(store, label, *reusable, provisioner.as_deref(), now).await?;
+            let detail = json!({"label": key.label, "reusable": key.reusable, "provisioner": key.provisioner});
+            super::record(store, "eab.add", format!("eab_key:{}", key.id), detail, now).await;
             if *json {
                 println!(
                     "{}",
@@ -60,6 +62,14 @@ pub async fn run(
         }
         EabCommand::Revoke { kid } => match store.revoke_eab_key(kid, now).await {
             Ok(true) => {
+                super::record(
+                    store,
+                    "eab.revoke",
+                    format!("eab_key:{kid}"),
+                    json!({}),
+                    now,
+                )
+                .await;
                 println!("revoked EAB key {kid}");
                 Ok(())
             }

@@ -23,3 +23,27 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Ari(command) => ari::run(&*store, &config, command, now).await,
     }
 }
+
+// --- audit log and rate limits (issue 7) ---
+
+/// The actor of `mayfly admin` commands in the audit log: run on the host, not through the
+/// admin API's client certificates.
+pub const CLI_ADMIN: &str = "cli";
+
+/// Records an administrator's action in the audit log (and the log). The action is done
+/// already: a failure to record it is reported on standard error, not as the command's
+/// failure.
+pub async fn record(
+    store: &dyn crate::storage::Store,
+    action: &str,
+    object: String,
+    detail: serde_json::Value,
+    now: time::OffsetDateTime,
+) {
+    let event = crate::authority::audit::admin_action(CLI_ADMIN, action, object, detail, now);
+    crate::authority::audit::log(&event);
+    if let Err(e) = store.append_audit(&[event]).await {
+        eprintln!("warning: the action was done, but recording it in the audit log failed: {e}");
+    }
+}
+// --- end of audit log and rate limits ---
