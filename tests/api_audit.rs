@@ -127,6 +127,8 @@ async fn issuance_revocation_and_account_changes_are_recorded() {
         ("auth.refused", "unknown", "path:/acme/new-order")
     );
     assert_eq!(last.detail["reason"], "unauthorized");
+    // Not verified, so not the actor; but the refusal names whom it claimed to come from.
+    assert_eq!(last.detail["claimed_account"], json!(id));
     assert_eq!(last.outcome, "failure");
 }
 

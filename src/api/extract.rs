@@ -183,6 +183,9 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
                     ),
                 )
             })?;
+            crate::authority::audit::update(|context| {
+                context.claimed_account = Some(id.to_owned());
+            });
             let account = app.authority.account_for_request(id).await?;
             // An account belongs to the directory it was created at: its policy applies.
             if account.provisioner != acme.name() {

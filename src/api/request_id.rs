@@ -97,7 +97,8 @@ pub async fn audit_refusals(State(state): State<AppState>, req: Request, next: N
     let Some(refusal) = response.extensions().get::<Refusal>() else {
         return response;
     };
-    let bad_signature = audit::current(|c| c.bad_signature).unwrap_or(false);
+    let (bad_signature, claimed_account) =
+        audit::current(|c| (c.bad_signature, c.claimed_account.clone())).unwrap_or_default();
     if is_auth_failure(refusal, bad_signature) {
         let authority = &state.0.authority;
         let reason = if bad_signature {
@@ -115,6 +116,7 @@ pub async fn audit_refusals(State(state): State<AppState>, req: Request, next: N
                 "status": refusal.status,
                 "detail": refusal.detail,
                 "method": method,
+                "claimed_account": claimed_account,
             }),
             authority.now(),
         );

@@ -185,6 +185,9 @@ pub struct RequestContext {
     pub account: Option<String>,
     /// Set when the request was refused for its signature (a JWS that does not verify).
     pub bad_signature: bool,
+    /// The account id a `kid` named, before it was verified: a refusal records whom the
+    /// request claimed to come from.
+    pub claimed_account: Option<String>,
 }
 
 tokio::task_local! {
