@@ -324,6 +324,31 @@ pub enum AdminCommand {
     /// Renewal windows (ACME Renewal Information, RFC 9773), e.g. "renew now" for an incident.
     #[command(subcommand)]
     Ari(AriCommand),
+    /// The audit log, newest first: issuance, revocation, account changes, admin actions and
+    /// refused requests.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// e.g. certificate.issued, certificate.revoked, auth.refused, admin.action.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// e.g. account:<id>, admin:<subject>, ip:<address>.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// e.g. serial:<hex>, account:<id>.
+    #[arg(long)]
+    pub object: Option<String>,
+    /// RFC 3339 time: events at or after it.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// RFC 3339 time: events before it.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// How many events (newest first), 1 to 1000.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
 }
 
 #[derive(Debug, Args)]

@@ -38,7 +38,42 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub alerts: AlertsConfig,
     pub testing: TestingConfig,
+    /// Per-hour limits on new accounts, new orders and failed validations (issue 7).
+    pub rate_limits: RateLimitsConfig,
 }
+
+// --- audit log and rate limits (issue 7) ---
+
+/// Rate limits, counted over a sliding hour in the database, so every replica sees the same
+/// counts. 0 turns a limit off. Going over answers `rateLimited` (RFC 8555 §6.7) with
+/// `Retry-After` (§6.6).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// Accounts created from one client address (creations only, not lookups).
+    pub new_accounts_per_ip_per_hour: u32,
+    /// Orders created by one account; an ARI replacement inside its window does not count.
+    pub new_orders_per_account_per_hour: u32,
+    /// Failed validations of one identifier by one account; at the limit, newOrder and
+    /// newAuthz for that identifier by that account are refused.
+    pub failed_validations_per_identifier_per_account_per_hour: u32,
+    /// Proxies whose `X-Forwarded-For` names the client for the per-address limit; empty:
+    /// the TCP peer is the client.
+    pub trusted_proxies: Vec<crate::policy::validators::Cidr>,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        // Let's Encrypt's limits, per hour, for an internal CA: generous but finite.
+        RateLimitsConfig {
+            new_accounts_per_ip_per_hour: 10,
+            new_orders_per_account_per_hour: 300,
+            failed_validations_per_identifier_per_account_per_hour: 5,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+// --- end of audit log and rate limits ---
 
 /// Prometheus metrics (`GET /metrics` on the main listener).
 #[derive(Clone, Debug, Serialize, Deserialize)]

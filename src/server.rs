@@ -68,6 +68,8 @@ pub async fn serve(app: App, tls: ServerTls) -> anyhow::Result<()> {
     // Another replica takes the jobs over at once instead of waiting for the leases to end.
     jobs_task.abort();
     jobs.release().await;
+    // Audit events still queued reach the database before the process ends.
+    state.0.authority.flush_audit().await;
     served?;
     tracing::info!("stopped");
     Ok(())

@@ -701,7 +701,7 @@ async fn the_openapi_document_is_served_and_matches_the_committed_copy() {
     );
     // One path per route of the table; two methods on /admin/eab-keys.
     let paths = generated["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 12, "{:?}", paths.keys());
+    assert_eq!(paths.len(), 13, "{:?}", paths.keys());
     assert!(paths["/admin/eab-keys"]["get"].is_object());
     assert!(paths["/admin/eab-keys"]["post"]["requestBody"].is_object());
     assert_eq!(
@@ -722,4 +722,71 @@ async fn a_name_pattern_does_not_match_across_two_identifiers() {
     let (_, second) = admin.get("/admin/certificates?name=b.*").await;
     assert_eq!(second["items"][0]["serial"], both.serial.as_str());
     assert_eq!(second["items"][0]["names"], json!([NAME, "b.example.com"]));
+}
+
+/// Admin actions and refused admin callers are in the audit log, and `GET /admin/audit`
+/// reads it: filtered, newest first, paged.
+#[tokio::test]
+async fn the_audit_log_records_admin_actions_and_refusals() {
+    let admin = Admin::start(tlsclient_default()).await;
+    let account = admin.ca.new_account().await;
+    let issued = admin.issue(&account, &[NAME]).await;
+    // An ACME client's certificate knocks: refused, and recorded.
+    let stranger = client(&admin.ca, Some(&issued.identity_pem));
+    let response = stranger
+        .get(format!("{}/admin/audit", admin.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    let revoke = format!("/admin/certificates/{}/revoke", issued.serial);
+    let (status, _) = admin.post(&revoke, json!({"reason": "superseded"})).await;
+    assert_eq!(status, StatusCode::OK);
+    admin.ca.state.0.authority.flush_audit().await;
+
+    let (status, page) = admin.get("/admin/audit?kind=certificate.revoked").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let events = page["items"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{page}");
+    let revoked = &events[0];
+    assert_eq!(revoked["object"], format!("serial:{}", issued.serial));
+    assert_eq!(revoked["outcome"], "success");
+    let actor = revoked["actor"].as_str().unwrap();
+    assert!(
+        actor.starts_with("admin:CN=ops-test") && actor.contains("serial"),
+        "the admin's certificate is the actor: {actor}"
+    );
+
+    let (_, page) = admin.get("/admin/audit?kind=admin.action").await;
+    let actions: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["detail"]["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["certificate.revoke"]);
+
+    let (_, page) = admin.get("/admin/audit?kind=auth.refused").await;
+    let refused = &page["items"][0];
+    assert_eq!(refused["object"], "path:/admin/audit");
+    assert_eq!(refused["outcome"], "failure");
+    assert!(
+        refused["actor"].as_str().unwrap().starts_with("admin:"),
+        "the refused certificate is named: {refused}"
+    );
+
+    // Newest first, one at a time: the cursor walks back.
+    let (_, first) = admin.get("/admin/audit?limit=1").await;
+    let next = first["next"].as_str().unwrap().to_owned();
+    let (_, second) = admin
+        .get(&format!("/admin/audit?limit=1&cursor={next}"))
+        .await;
+    assert!(second["items"][0]["id"].as_i64().unwrap() < first["items"][0]["id"].as_i64().unwrap());
+    let detail = admin
+        .problem("/admin/audit?since=yesterday", None, 400, "malformed")
+        .await;
+    assert!(detail.contains("since"), "{detail}");
+    admin
+        .problem("/admin/audit?cursor=abc", None, 400, "malformed")
+        .await;
 }

@@ -240,7 +240,7 @@ async fn metrics_move_with_an_issuance() {
     // Every storage operation is timed, by Store method.
     let stored = [
         "mayfly_db_query_duration_seconds_count",
-        "operation=\"complete_order\"",
+        "operation=\"complete_order_audited\"",
     ];
     let count = |text: &str, query: &[&str]| value(text, query[0], &query[1..]);
 

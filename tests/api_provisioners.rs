@@ -419,6 +419,39 @@ async fn a_refused_token_makes_the_challenge_invalid_and_names_the_check() {
         let detail = answered["error"]["detail"].as_str().unwrap();
         assert!(detail.contains(check), "{name}: {detail}");
     }
+    // Each refusal is in the audit log, by the account, naming the TokenError kind (issue 7).
+    let authority = &s.ca.state.0.authority;
+    authority.flush_audit().await;
+    let refused = mayfly::storage::AuditFilter {
+        kind: Some("auth.refused".into()),
+        ..Default::default()
+    };
+    let page = authority.audit_events(&refused, None, 100).await.unwrap();
+    let reasons: Vec<String> = page
+        .events
+        .iter()
+        .rev()
+        .map(|r| r.event.detail["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "accountMismatch",
+            "accountMismatch",
+            "sanNotAllowed",
+            "tokenExpired",
+            "unknownProvisioner",
+            "malformedToken"
+        ]
+    );
+    let account_id = account.url.rsplit('/').next().unwrap();
+    assert!(
+        page.events
+            .iter()
+            .all(|r| r.event.actor == format!("account:{account_id}")
+                && r.event.object == format!("identifier:dns:{NAME}")),
+        "{page:?}"
+    );
 }
 
 #[tokio::test]

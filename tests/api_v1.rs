@@ -405,6 +405,24 @@ async fn a_token_of_no_provisioner_is_refused() {
     let (csr, _) = csr(&[WEB], &[]);
     let reply = post(&ca, SIGN, &json!({"csr": csr, "ott": ott})).await;
     expect_error(&reply, 401, "unknownProvisioner");
+    // An authentication failure for the audit log, named by the TokenError kind (issue 7).
+    let authority = &ca.state.0.authority;
+    authority.flush_audit().await;
+    let page = authority
+        .audit_events(&mayfly::storage::AuditFilter::default(), None, 10)
+        .await
+        .unwrap();
+    let event = &page.events[0].event;
+    assert_eq!(
+        (
+            event.kind.as_str(),
+            event.object.as_str(),
+            event.outcome.as_str()
+        ),
+        ("auth.refused", "path:/v1/sign", "failure")
+    );
+    assert_eq!(event.detail["reason"], "unknownProvisioner");
+    assert_eq!(event.detail["status"], 401);
 }
 
 // ---------------------------------------------------------------------------------------------

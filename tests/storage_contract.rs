@@ -13,8 +13,9 @@ use mayfly::acme::{AccountStatus, ChallengeStatus, Identifier, Problem, ProblemT
 use mayfly::storage::postgres::PostgresStore;
 use mayfly::storage::sqlite::SqliteStore;
 use mayfly::storage::{
-    Account, Authorization, Certificate, Challenge, EabKey, EabRefusal, Order, OrderCursor, Purged,
-    RenewalQuery, RevokedCertificate, Store, StoreError,
+    Account, AuditEvent, AuditFilter, Authorization, Certificate, Challenge, EabKey, EabRefusal,
+    Order, OrderCursor, Purged, RateLimitOutcome, RenewalQuery, RevokedCertificate, Store,
+    StoreError,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -984,6 +985,9 @@ trait Backend: Sized {
     /// Opens a second store on the same database (migrations run again).
     async fn reopen(&self) -> Arc<dyn Store>;
     async fn finish(self);
+    /// Runs one SQL statement on a connection of its own, outside the `Store` (to show what
+    /// the database itself refuses); the rows it changed, or the database's message.
+    async fn raw(&self, sql: &'static str) -> Result<u64, String>;
 }
 
 struct Sqlite {
@@ -1020,6 +1024,14 @@ impl Backend for Sqlite {
             .unwrap()
     }
     async fn finish(self) {}
+    async fn raw(&self, sql: &'static str) -> Result<u64, String> {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&Self::url(&self.dir))
+            .await
+            .unwrap();
+        let result = sqlx::query(sql).execute(&mut conn).await;
+        result.map(|r| r.rows_affected()).map_err(|e| e.to_string())
+    }
 }
 
 struct Postgres {
@@ -1064,6 +1076,16 @@ impl Backend for Postgres {
             .execute(&mut conn)
             .await
             .unwrap();
+    }
+    async fn raw(&self, sql: &'static str) -> Result<u64, String> {
+        use sqlx::ConnectOptions;
+        use std::str::FromStr;
+        let options = sqlx::postgres::PgConnectOptions::from_str(&self.url)
+            .unwrap()
+            .options([("search_path", self.schema.as_str())]);
+        let mut conn = options.connect().await.unwrap();
+        let result = sqlx::query(sql).execute(&mut conn).await;
+        result.map(|r| r.rows_affected()).map_err(|e| e.to_string())
     }
 }
 
@@ -2556,3 +2578,411 @@ jobs_contract!(
     purge_expired,
     purge_batches_and_replacing_orders,
 );
+
+// --- audit log and rate limits (issue 7) ---
+
+const HOUR: time::Duration = time::Duration::hours(1);
+
+/// The sliding hour: `limit` events fit; the next is refused until the oldest that matters is
+/// an hour old; buckets are independent; unconditional events count; pruning forgets.
+async fn rate_limit_counter(store: Arc<dyn Store>) {
+    let allowed = RateLimitOutcome::Allowed;
+    for offset in [0, 10, 20] {
+        let taken = store.take_rate_limit("b1", 3, HOUR, at(T0 + offset)).await;
+        assert_eq!(taken.unwrap(), allowed, "event at +{offset}");
+    }
+    let full = RateLimitOutcome::Exceeded {
+        retry_at: at(T0 + 3600),
+    };
+    assert_eq!(
+        store
+            .take_rate_limit("b1", 3, HOUR, at(T0 + 30))
+            .await
+            .unwrap(),
+        full
+    );
+    // A refused take counts nothing, and a check counts nothing either.
+    assert_eq!(
+        store
+            .check_rate_limit("b1", 3, HOUR, at(T0 + 40))
+            .await
+            .unwrap(),
+        full
+    );
+    assert_eq!(
+        store
+            .check_rate_limit("b1", 4, HOUR, at(T0 + 40))
+            .await
+            .unwrap(),
+        allowed
+    );
+    // With a lower limit, the slot frees when enough events have left: the second oldest.
+    assert_eq!(
+        store
+            .check_rate_limit("b1", 2, HOUR, at(T0 + 40))
+            .await
+            .unwrap(),
+        RateLimitOutcome::Exceeded {
+            retry_at: at(T0 + 10 + 3600)
+        }
+    );
+    assert_eq!(
+        store
+            .take_rate_limit("b2", 3, HOUR, at(T0 + 40))
+            .await
+            .unwrap(),
+        allowed,
+        "another bucket"
+    );
+    // An hour after the first event it no longer counts: one slot again, then full until
+    // the second leaves.
+    assert_eq!(
+        store
+            .take_rate_limit("b1", 3, HOUR, at(T0 + 3600))
+            .await
+            .unwrap(),
+        allowed
+    );
+    assert_eq!(
+        store
+            .take_rate_limit("b1", 3, HOUR, at(T0 + 3601))
+            .await
+            .unwrap(),
+        RateLimitOutcome::Exceeded {
+            retry_at: at(T0 + 10 + 3600)
+        }
+    );
+
+    // Unconditional events (failed validations) count towards a check.
+    for offset in 0..2 {
+        store
+            .add_rate_limit_event("b3", at(T0 + offset))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .check_rate_limit("b3", 2, HOUR, at(T0 + 5))
+            .await
+            .unwrap(),
+        RateLimitOutcome::Exceeded {
+            retry_at: at(T0 + 3600)
+        }
+    );
+
+    // Pruning forgets events before the cut: b1's first three, b2's, b3's two.
+    assert_eq!(store.prune_rate_limits(at(T0 + 3600)).await.unwrap(), 6);
+    assert_eq!(store.prune_rate_limits(at(T0 + 3600)).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .check_rate_limit("b1", 1, HOUR, at(T0 + 3602))
+            .await
+            .unwrap(),
+        RateLimitOutcome::Exceeded {
+            retry_at: at(T0 + 3600 + 3600)
+        },
+        "the event at +3600 is kept"
+    );
+}
+
+/// Racers on one pool for the last slots: exactly `limit` win.
+async fn rate_limit_race(store: Arc<dyn Store>) {
+    let winners = race(&store, |store| async move {
+        let outcome = store.take_rate_limit("raced", 5, HOUR, at(T0)).await?;
+        Ok(outcome == RateLimitOutcome::Allowed)
+    })
+    .await;
+    assert_eq!(winners, 5);
+}
+
+/// Two stores on one database (two replicas): the limit is shared, and racing for the last
+/// slots from both lets exactly `limit` through.
+async fn rate_limit_across_pools<B: Backend>() {
+    let Some(backend) = B::new().await else {
+        return;
+    };
+    let (first, second) = (backend.store(), backend.reopen().await);
+    let allowed = RateLimitOutcome::Allowed;
+    assert_eq!(
+        first
+            .take_rate_limit("shared", 2, HOUR, at(T0))
+            .await
+            .unwrap(),
+        allowed
+    );
+    assert_eq!(
+        second
+            .take_rate_limit("shared", 2, HOUR, at(T0 + 1))
+            .await
+            .unwrap(),
+        allowed
+    );
+    assert_eq!(
+        first
+            .take_rate_limit("shared", 2, HOUR, at(T0 + 2))
+            .await
+            .unwrap(),
+        RateLimitOutcome::Exceeded {
+            retry_at: at(T0 + 3600)
+        }
+    );
+
+    let mut tasks = JoinSet::new();
+    for n in 0..RACERS {
+        let store = if n.is_multiple_of(2) {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        tasks.spawn(async move { store.take_rate_limit("raced", 4, HOUR, at(T0)).await });
+    }
+    let mut winners = 0;
+    while let Some(joined) = tasks.join_next().await {
+        winners += usize::from(joined.unwrap().unwrap() == allowed);
+    }
+    assert_eq!(winners, 4);
+    backend.finish().await;
+}
+
+fn audit_event(secs: i64, kind: &str, actor: &str, object: &str) -> AuditEvent {
+    AuditEvent {
+        at: at(secs),
+        kind: kind.to_owned(),
+        actor: actor.to_owned(),
+        object: object.to_owned(),
+        outcome: "success".to_owned(),
+        detail: json!({"names": ["a.example.com"], "n": secs - T0}),
+        request_id: Some(format!("req-{secs}")),
+    }
+}
+
+/// Appended events come back newest first, filtered and paged.
+async fn audit_log_read(store: Arc<dyn Store>) {
+    let events = [
+        audit_event(T0, "account.created", "ip:192.0.2.1", "account:a1"),
+        audit_event(T0 + 1, "certificate.issued", "account:a1", "serial:01"),
+        audit_event(T0 + 2, "certificate.issued", "account:a2", "serial:02"),
+        AuditEvent {
+            request_id: None,
+            outcome: "failure".to_owned(),
+            ..audit_event(T0 + 3, "auth.bad_signature", "ip:192.0.2.9", "")
+        },
+    ];
+    store.append_audit(&events[..2]).await.unwrap();
+    store.append_audit(&events[2..]).await.unwrap();
+    store.append_audit(&[]).await.unwrap();
+
+    let all = store
+        .audit_events(&AuditFilter::default(), None, 10)
+        .await
+        .unwrap();
+    let read: Vec<AuditEvent> = all.iter().map(|r| r.event.clone()).collect();
+    let newest_first: Vec<AuditEvent> = events.iter().rev().cloned().collect();
+    assert_eq!(read, newest_first);
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "ids grow");
+
+    // Pages of two: the cursor is the last id of the previous page.
+    let page1 = store
+        .audit_events(&AuditFilter::default(), None, 2)
+        .await
+        .unwrap();
+    let page2 = store
+        .audit_events(&AuditFilter::default(), Some(page1[1].id), 2)
+        .await
+        .unwrap();
+    let page3 = store
+        .audit_events(&AuditFilter::default(), Some(page2[1].id), 2)
+        .await
+        .unwrap();
+    assert_eq!([page1, page2].concat(), all);
+    assert!(page3.is_empty());
+
+    let kinds = |filter: AuditFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .audit_events(&filter, None, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.event.kind, r.event.object))
+                .collect::<Vec<_>>()
+        }
+    };
+    let issued = |serial: &str| ("certificate.issued".to_owned(), format!("serial:{serial}"));
+    let cases = [
+        (
+            "kind",
+            AuditFilter {
+                kind: Some("certificate.issued".into()),
+                ..AuditFilter::default()
+            },
+            vec![issued("02"), issued("01")],
+        ),
+        (
+            "actor",
+            AuditFilter {
+                actor: Some("account:a1".into()),
+                ..AuditFilter::default()
+            },
+            vec![issued("01")],
+        ),
+        (
+            "object",
+            AuditFilter {
+                object: Some("serial:02".into()),
+                ..AuditFilter::default()
+            },
+            vec![issued("02")],
+        ),
+        (
+            "since (inclusive) and until (exclusive)",
+            AuditFilter {
+                since: Some(at(T0 + 1)),
+                until: Some(at(T0 + 3)),
+                ..AuditFilter::default()
+            },
+            vec![issued("02"), issued("01")],
+        ),
+        (
+            "kind and actor",
+            AuditFilter {
+                kind: Some("account.created".into()),
+                actor: Some("account:a1".into()),
+                ..AuditFilter::default()
+            },
+            vec![],
+        ),
+    ];
+    for (case, filter, want) in cases {
+        assert_eq!(kinds(filter).await, want, "{case}");
+    }
+}
+
+/// Issuance and revocation write their audit event in their own transaction: present when
+/// they happened, absent when they did not.
+async fn audit_with_issuance_and_revocation(store: Arc<dyn Store>) {
+    let (order, _) = seed(&*store, "order-1").await;
+    let cert = certificate("cert-1", &order, "4a0b");
+    let issued = audit_event(
+        T0 + 1,
+        "certificate.issued",
+        "account:acct-1",
+        "serial:4a0b",
+    );
+    store.complete_order_audited(&cert, &issued).await.unwrap();
+    let again = certificate("cert-2", &order, "4a0c");
+    assert_conflict(
+        store.complete_order_audited(&again, &issued).await,
+        "orders.certificate_id",
+    );
+
+    let revoked = audit_event(
+        T0 + 2,
+        "certificate.revoked",
+        "account:acct-1",
+        "serial:4a0b",
+    );
+    assert!(
+        store
+            .revoke_certificate_audited(&cert.id, 1, at(T0 + 2), &revoked)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_certificate_audited(&cert.id, 4, at(T0 + 3), &revoked)
+            .await
+            .unwrap()
+    );
+    assert_not_found(
+        store
+            .revoke_certificate_audited("cert-missing", 1, at(T0 + 3), &revoked)
+            .await,
+    );
+    let read: Vec<AuditEvent> = store
+        .audit_events(&AuditFilter::default(), None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event)
+        .collect();
+    assert_eq!(read, vec![revoked, issued]);
+    assert_eq!(store.certificate("cert-1").await.unwrap(), cert);
+}
+
+/// The database itself refuses to change or remove an audit row.
+async fn audit_log_is_append_only<B: Backend>() {
+    let Some(backend) = B::new().await else {
+        return;
+    };
+    let store = backend.store();
+    let event = audit_event(T0, "account.created", "ip:192.0.2.1", "account:a1");
+    store
+        .append_audit(std::slice::from_ref(&event))
+        .await
+        .unwrap();
+    let statements = [
+        "UPDATE audit_log SET actor = 'someone else'",
+        "DELETE FROM audit_log",
+    ];
+    for sql in statements {
+        let refused = backend.raw(sql).await.unwrap_err();
+        assert!(
+            refused.contains("audit_log is append-only"),
+            "{sql}: {refused}"
+        );
+    }
+    let read = store
+        .audit_events(&AuditFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].event, event);
+    backend.finish().await;
+}
+
+macro_rules! audit_limits_contract {
+    ($($check:ident),+ $(,)?) => {
+        mod audit_limits_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Sqlite, _, _>(super::$check).await;
+                }
+            )+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn rate_limit_across_pools() {
+                super::rate_limit_across_pools::<super::Sqlite>().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn audit_log_is_append_only() {
+                super::audit_log_is_append_only::<super::Sqlite>().await;
+            }
+        }
+        mod audit_limits_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run::<super::Postgres, _, _>(super::$check).await;
+                }
+            )+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn rate_limit_across_pools() {
+                super::rate_limit_across_pools::<super::Postgres>().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn audit_log_is_append_only() {
+                super::audit_log_is_append_only::<super::Postgres>().await;
+            }
+        }
+    };
+}
+
+audit_limits_contract!(
+    rate_limit_counter,
+    rate_limit_race,
+    audit_log_read,
+    audit_with_issuance_and_revocation,
+);
+// --- end of audit log and rate limits ---

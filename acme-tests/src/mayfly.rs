@@ -153,6 +153,15 @@ impl ServeOptions {
         if let Ok(crl_port) = free_tcp_port() {
             command.env("MAYFLY__CRL__LISTEN", format!("127.0.0.1:{crl_port}"));
         }
+        // Interop suites and the load generator make many accounts and orders from one
+        // address and account: rate limits off, unless a test sets them in `extra_env`.
+        for limit in [
+            "NEW_ACCOUNTS_PER_IP_PER_HOUR",
+            "NEW_ORDERS_PER_ACCOUNT_PER_HOUR",
+            "FAILED_VALIDATIONS_PER_IDENTIFIER_PER_ACCOUNT_PER_HOUR",
+        ] {
+            command.env(format!("MAYFLY__RATE_LIMITS__{limit}"), "0");
+        }
         for (key, value) in &self.extra_env {
             command.env(key, value);
         }

@@ -1,6 +1,6 @@
 //! `mayfly admin` (issue 7) against a live server over the admin API's mutual TLS: bootstrap,
 //! status, certs (filters, --json, export with progress), cert, revoke (one, and bulk by name
-//! pattern with progress), accounts, eab, ca, crl, ari, and the one-line error when the admin
+//! pattern with progress), accounts, eab, ca, crl, ari, audit, and the one-line error when the admin
 //! listener cannot be reached.
 
 use std::process::Output;
@@ -207,6 +207,25 @@ async fn every_admin_command_against_a_live_server() {
         "{audit}"
     );
     assert!(audit.contains(&other), "{audit}");
+    // And the audit log has it, naming the admin, as `mayfly admin audit` shows.
+    let events = admin_json(server, &["audit", "--kind", "certificate.revoked"]).await;
+    let event = events
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|e| e["object"] == format!("serial:{other}"))
+        .unwrap_or_else(|| panic!("no certificate.revoked event for {other}: {events}"));
+    assert!(
+        event["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("admin:CN=mayfly-admin")),
+        "{event}"
+    );
+    let table = stdout(&admin(server, &["audit", "--limit", "5"]).await);
+    assert!(
+        table.starts_with("AT") && table.contains("certificate.revoked"),
+        "{table}"
+    );
     let twice = server.admin(&["revoke", &other]).await.expect("runs");
     assert_eq!(twice.status.code(), Some(1), "{}", output_text(&twice));
     assert!(String::from_utf8_lossy(&twice.stderr).contains("is already revoked (409"));

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::client::AdminClient;
 use super::table::{cell, render};
-use crate::cli::{AccountsCommand, AriCommand, EabCommand};
+use crate::cli::{AccountsCommand, AriCommand, AuditArgs, EabCommand};
 
 /// The most pages `accounts list --all` walks (a bound on a misbehaving server).
 const MAX_PAGES: usize = 1000;
@@ -177,4 +177,60 @@ pub async fn ari(client: &AdminClient, command: &AriCommand, json: bool) -> anyh
         ),
     }
     Ok(())
+}
+
+/// `mayfly admin audit`: one page of the audit log, newest first.
+pub async fn audit(client: &AdminClient, args: &AuditArgs, json: bool) -> anyhow::Result<()> {
+    let mut query = vec![format!("limit={}", args.limit)];
+    for (key, value) in [
+        ("kind", &args.kind),
+        ("actor", &args.actor),
+        ("object", &args.object),
+        ("since", &args.since),
+        ("until", &args.until),
+    ] {
+        if let Some(value) = value {
+            query.push(format!("{key}={}", percent_encode(value)));
+        }
+    }
+    let page = client
+        .get(&format!("/admin/audit?{}", query.join("&")))
+        .await?;
+    let events = page["items"].as_array().cloned().unwrap_or_default();
+    if json {
+        println!("{}", Value::Array(events));
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            let mut row = ["at", "kind", "outcome", "actor", "object"]
+                .map(|k| cell(&e[k]))
+                .to_vec();
+            row.push(e["detail"].to_string());
+            row
+        })
+        .collect();
+    print!(
+        "{}",
+        render(
+            &["AT", "KIND", "OUTCOME", "ACTOR", "OBJECT", "DETAIL"],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+/// A query value with everything but unreserved characters (RFC 3986 §2.3) escaped.
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

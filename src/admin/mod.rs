@@ -50,6 +50,7 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Accounts(command) => accounts::accounts(&client, command, json).await,
         AdminCommand::Eab(command) => accounts::eab(&client, command, json).await,
         AdminCommand::Ari(command) => accounts::ari(&client, command, json).await,
+        AdminCommand::Audit(audit) => accounts::audit(&client, audit, json).await,
     }
 }
 

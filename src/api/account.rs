@@ -37,6 +37,7 @@ pub async fn new_account(
         presented: presented.as_ref(),
         required: acme.provisioner.external_account_required,
         provisioner: acme.name(),
+        client: request.client,
     };
     let (account, outcome) = app
         .authority

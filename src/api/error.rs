@@ -43,6 +43,13 @@ impl IntoResponse for ApiError {
         if problem.kind == crate::acme::ProblemType::BadNonce {
             response.extensions_mut().insert(BadNonceAnswer);
         }
+        response
+            .extensions_mut()
+            .insert(super::request_id::Refusal {
+                kind: problem.kind.code_and_status().0.to_owned(),
+                status: problem.status,
+                detail: problem.detail.clone(),
+            });
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

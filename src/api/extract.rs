@@ -13,7 +13,7 @@ use crate::acme::{Problem, ProblemType};
 use crate::app::AppState;
 use crate::authority::revocation::Signer;
 use crate::jose::{ALGORITHMS, JoseError, Jwk, KeyOrKeyId, ParsedJws};
-use crate::policy::validators::Requester;
+use crate::policy::validators::{Requester, client_address};
 use crate::storage::Account;
 
 use super::context::Acme;
@@ -30,6 +30,9 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 pub struct JwkPost<T> {
     pub key: Jwk,
     pub payload: T,
+    /// The client's address for rate limits: the TCP peer, or the `X-Forwarded-For` entry
+    /// that `rate_limits.trusted_proxies` vouch for; `None` without a known peer.
+    pub client: Option<IpAddr>,
 }
 
 /// A request signed by an existing, valid account (`kid`), with a JSON payload.
@@ -180,6 +183,9 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
                     ),
                 )
             })?;
+            crate::authority::audit::update(|context| {
+                context.claimed_account = Some(id.to_owned());
+            });
             let account = app.authority.account_for_request(id).await?;
             // An account belongs to the directory it was created at: its policy applies.
             if account.provisioner != acme.name() {
@@ -198,7 +204,16 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
             (key, Some(account))
         }
     };
-    jws.verify(&key).map_err(jose_problem)?;
+    if let Err(e) = jws.verify(&key) {
+        // An authentication failure for the audit log (issue 7), unlike other bad JWS.
+        if matches!(e, JoseError::BadSignature) {
+            crate::authority::audit::update(|context| context.bad_signature = true);
+        }
+        return Err(jose_problem(e));
+    }
+    if let Some(account) = &account {
+        crate::authority::audit::update(|context| context.account = Some(account.id.clone()));
+    }
     // The nonce is redeemed last, so a request that fails the checks above does not use
     // it up (RFC 8555 §6.5).
     let nonce = jws.header.nonce.as_deref().ok_or_else(|| {
@@ -285,9 +300,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JwkPost<T> {
                 Problem::malformed("newAccount must be signed with a jwk, not a kid").into(),
             );
         }
+        let trusted = &state.0.config.rate_limits.trusted_proxies;
+        let origin = &verified.origin;
+        let client = origin
+            .peer
+            .map(|peer| client_address(peer, &origin.forwarded_for, trusted));
         Ok(JwkPost {
             payload: json(&verified.payload)?,
             key: verified.key,
+            client,
         })
     }
 }

@@ -57,6 +57,10 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         // Around everything: request metrics, and outermost the request id, so every log line
         // of a request carries it.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_id::audit_refusals,
+        ))
         .layer(middleware::from_fn(count_requests))
         .layer(middleware::from_fn(request_id::request_id))
         .with_state(state)

@@ -2,11 +2,16 @@
 //! client's `X-Request-Id` when it is sane, else made up; carried by a `tracing` span around
 //! the request, and returned in the response's `X-Request-Id`.
 
-use axum::extract::Request;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
+
+use crate::app::AppState;
+use crate::authority::audit::{self, AuditKind, RequestContext};
 
 pub const HEADER: &str = "x-request-id";
 
@@ -43,12 +48,83 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
         path = %req.uri().path(),
     );
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(req).instrument(span).await;
+    // The audit log's view of the request (issue 7): its id and peer, later its account.
+    let context = RequestContext {
+        request_id: id.clone(),
+        peer: req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_canonical()),
+        ..RequestContext::default()
+    };
+    let mut response = audit::scope(context, next.run(req).instrument(span)).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);
     }
     response
 }
+
+// --- audit log and rate limits (issue 7) ---
+
+/// How a refused response describes itself to [`audit_refusals`]: the problem type (an ACME
+/// code such as `unauthorized`, or a direct API type such as `tokenExpired`), the status and
+/// the detail. The error conversions put it on the response.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    pub kind: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+/// Whether a refusal is an authentication or authorization failure, which the audit log
+/// records. `badNonce` is not: clients retry it routinely.
+fn is_auth_failure(refusal: &Refusal, bad_signature: bool) -> bool {
+    bad_signature
+        || matches!(
+            refusal.kind.as_str(),
+            "unauthorized" | "accountDoesNotExist" | "externalAccountRequired"
+        )
+        // The direct API answers every refused token or client certificate with a 401.
+        || refusal.status == 401
+}
+
+/// Records every authentication or authorization failure in the audit log, with the
+/// account that signed the request if it was verified, else the client's address.
+pub async fn audit_refusals(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    let Some(refusal) = response.extensions().get::<Refusal>() else {
+        return response;
+    };
+    let (bad_signature, claimed_account) =
+        audit::current(|c| (c.bad_signature, c.claimed_account.clone())).unwrap_or_default();
+    if is_auth_failure(refusal, bad_signature) {
+        let authority = &state.0.authority;
+        let reason = if bad_signature {
+            "badSignature"
+        } else {
+            refusal.kind.as_str()
+        };
+        let event = audit::event(
+            AuditKind::AuthRefused,
+            &authority.request_actor(),
+            audit::object("path", &path),
+            false,
+            serde_json::json!({
+                "reason": reason,
+                "status": refusal.status,
+                "detail": refusal.detail,
+                "method": method,
+                "claimed_account": claimed_account,
+            }),
+            authority.now(),
+        );
+        authority.audit(event).await;
+    }
+    response
+}
+// --- end of audit log and rate limits ---
 
 #[cfg(test)]
 mod tests {

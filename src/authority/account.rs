@@ -10,6 +10,7 @@ use crate::acme::resources::{AccountUpdateRequest, NewAccountRequest};
 use crate::jose::{Jwk, ParsedEab};
 use crate::storage::{Account, Authorization, EabKey, EabRefusal, Order, OrderCursor, StoreError};
 
+use super::audit::{self, AuditKind};
 use super::state::{authorization_status, order_status};
 use super::{Authority, Error, Result, found, random_id};
 
@@ -31,6 +32,9 @@ pub struct Binding<'a> {
     /// The ACME provisioner whose directory the request came through; the account belongs
     /// to it.
     pub provisioner: &'a str,
+    /// The client's address, for the per-address limit on new accounts (issue 7); `None`
+    /// when not known.
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// What `change_key` did.
@@ -117,6 +121,8 @@ impl Authority {
             ))
             .into());
         }
+        // Only a creation counts, after every check that could refuse it.
+        self.take_new_account_slot(binding.client).await?;
         let account = Account {
             provisioner: binding.provisioner.to_owned(),
             id: random_id(),
@@ -141,7 +147,18 @@ impl Authority {
             },
         };
         match inserted {
-            Ok(()) => Ok((account, AccountOutcome::Created)),
+            Ok(()) => {
+                self.audit_account(&account).await;
+                if let Some(eab_key) = &eab_key {
+                    self.audit_account_event(
+                        AuditKind::EabKeyUsed,
+                        &account.id,
+                        serde_json::json!({"eab_key": eab_key.id, "label": eab_key.label}),
+                    )
+                    .await;
+                }
+                Ok((account, AccountOutcome::Created))
+            }
             // Another request created an account for the same key first: return that one.
             Err(StoreError::Conflict(_)) => {
                 let existing = self.store.account_by_thumbprint(&thumbprint).await?;
@@ -236,7 +253,14 @@ impl Authority {
             Some(status) if status == account.status.as_str() => {}
             Some("deactivated") => {
                 // `false` means a concurrent request deactivated it first: same result.
-                self.store.deactivate_account(&account.id).await?;
+                if self.store.deactivate_account(&account.id).await? {
+                    self.audit_account_event(
+                        AuditKind::AccountDeactivated,
+                        &account.id,
+                        serde_json::json!({}),
+                    )
+                    .await;
+                }
                 return self.account(&account.id).await;
             }
             Some(other) => {
@@ -254,6 +278,12 @@ impl Authority {
                     .await,
                 "account",
             )?;
+            self.audit_account_event(
+                AuditKind::AccountContactUpdated,
+                &account.id,
+                serde_json::json!({"contact": contact}),
+            )
+            .await;
             return self.account(&account.id).await;
         }
         Ok(account.clone())
@@ -296,7 +326,18 @@ impl Authority {
             )
             .await
         {
-            Ok(true) => Ok(KeyChangeOutcome::Changed(self.account(&account.id).await?)),
+            Ok(true) => {
+                self.audit_account_event(
+                    AuditKind::AccountKeyChanged,
+                    &account.id,
+                    serde_json::json!({
+                        "old_thumbprint": account.key_thumbprint,
+                        "new_thumbprint": new_thumbprint,
+                    }),
+                )
+                .await;
+                Ok(KeyChangeOutcome::Changed(self.account(&account.id).await?))
+            }
             Ok(false) => Err(Problem::malformed(
                 "keyChange: the account key was changed by another request; sign with the current key",
             )
@@ -353,6 +394,44 @@ impl Authority {
         Ok(OrdersPage { order_ids, next })
     }
     // --- end of accounts (issue 3) ---
+
+    // --- audit log and rate limits (issue 7) ---
+
+    /// `account.created`, by the address that created it.
+    async fn audit_account(&self, account: &Account) {
+        let event = audit::event(
+            AuditKind::AccountCreated,
+            &self.request_actor(),
+            audit::object("account", &account.id),
+            true,
+            serde_json::json!({
+                "provisioner": account.provisioner,
+                "contact": account.contact,
+                "thumbprint": account.key_thumbprint,
+            }),
+            self.now(),
+        );
+        self.audit(event).await;
+    }
+
+    /// An event of the account, by the account itself.
+    async fn audit_account_event(
+        &self,
+        kind: AuditKind,
+        account_id: &str,
+        detail: serde_json::Value,
+    ) {
+        let event = audit::event(
+            kind,
+            &audit::Actor::Account(account_id.to_owned()),
+            audit::object("account", account_id),
+            true,
+            detail,
+            self.now(),
+        );
+        self.audit(event).await;
+    }
+    // --- end of audit log and rate limits ---
 }
 
 /// Whether the order's derived status is `invalid`.

@@ -135,6 +135,9 @@ impl Authority {
             "validation finished"
         );
         metrics::counter!("mayfly_validations_total", "type" => kind.as_str().to_owned(), "outcome" => to.to_string()).increment(1);
+        if outcome.is_err() {
+            self.count_failed_validation(&account.id, &identifier).await;
+        }
         let validated_at = outcome.is_ok().then_some(now);
         if let Err(e) = self
             .store

@@ -646,7 +646,16 @@ impl Authority {
             not_after: issued.not_after,
             created_at: order.created_at,
         };
-        if let Err(e) = self.store.complete_order(&certificate).await {
+        let audited = super::audit::issued(
+            &certificate,
+            &order.identifiers,
+            order.profile.as_deref().unwrap_or_default(),
+        );
+        if let Err(e) = self
+            .store
+            .complete_order_audited(&certificate, &audited)
+            .await
+        {
             self.fail_direct_order(&order.id).await;
             return Err(e.into());
         }
@@ -662,6 +671,7 @@ impl Authority {
             not_after = %certificate.not_after,
             "certificate issued (direct API)"
         );
+        super::audit::log(&audited);
         Ok(DirectCertificate {
             serial: certificate.serial,
             chain_pem: certificate.chain_pem,

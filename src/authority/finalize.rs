@@ -112,7 +112,12 @@ impl Authority {
             not_after: issued.not_after,
             created_at: now,
         };
-        if let Err(e) = self.store.complete_order(&certificate).await {
+        let audited = super::audit::issued(&certificate, &view.order.identifiers, profile_name);
+        if let Err(e) = self
+            .store
+            .complete_order_audited(&certificate, &audited)
+            .await
+        {
             // Without this the order would stay `processing` for ever.
             if let Err(store_error) = self
                 .store
@@ -132,6 +137,7 @@ impl Authority {
             not_after = %certificate.not_after,
             "certificate issued"
         );
+        super::audit::log(&audited);
         self.order(account, order_id).await
     }
 

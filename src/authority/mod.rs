@@ -3,11 +3,13 @@
 
 pub mod account;
 pub mod admin;
+pub mod audit;
 mod chain;
 pub mod challenge;
 pub mod direct;
 pub mod finalize;
 pub mod jobs;
+pub mod limits;
 pub mod order;
 pub mod readiness;
 pub mod renewal;
@@ -72,6 +74,8 @@ pub struct Settings {
     /// The base of every URL Mayfly hands out: CAA `accounturi` is compared with account
     /// URLs (RFC 8657 §3), and token audiences are URLs.
     pub base_url: String,
+    /// Per-hour limits (`[rate_limits]`, issue 7).
+    pub rate_limits: crate::config::RateLimitsConfig,
 }
 
 impl Settings {
@@ -85,6 +89,7 @@ impl Settings {
             caa_check: config.acme.caa_check,
             caa_identities: config.acme.caa_identities.clone(),
             base_url: config.base_url(),
+            rate_limits: config.rate_limits.clone(),
         }
     }
 }
@@ -101,6 +106,8 @@ pub struct Authority {
     crls: Arc<revocation::CrlCache>,
     /// Per-provisioner policy: claims, profiles, validator chain, fixups, CAA.
     provisioners: Arc<Provisioners>,
+    /// The queue to the audit log's writer task (issue 7).
+    audit: audit::AuditLog,
 }
 
 impl Authority {
@@ -114,6 +121,7 @@ impl Authority {
     ) -> Self {
         Authority {
             provisioners,
+            audit: audit::AuditLog::spawn(store.clone()),
             store,
             issuer,
             validator,

@@ -93,6 +93,15 @@ impl Authority {
             now,
         )
         .map_err(validity_problem)?;
+        // Rate limits (issue 7), after every check that could refuse the order. An ARI
+        // replacement whose renewal window is open is exempt, as at Let's Encrypt.
+        self.check_failed_validations(account, &identifiers).await?;
+        if !self
+            .replacement_in_window(account, request.replaces.as_deref())
+            .await?
+        {
+            self.take_new_order_slot(account).await?;
+        }
         let authorization_lifetime = profile.authorization_lifetime.0;
         let mut authorizations = Vec::with_capacity(identifiers.len());
         let mut created = Vec::new();
@@ -169,6 +178,8 @@ impl Authority {
             .with_identifier(identifier)
             .into());
         }
+        self.check_failed_validations(account, std::slice::from_ref(&identifier))
+            .await?;
         let authorization = match self
             .reusable_authorization(account, &identifier, authorization_lifetime)
             .await?

@@ -121,6 +121,26 @@ impl Authority {
         Ok(certificate)
     }
 
+    /// Whether `replaces` names a certificate of `account` whose renewal window has opened
+    /// (RFC 9773 §4.2): such a replacement order is exempt from the new-orders limit. A value
+    /// that names no such certificate is not exempt; `replaceable` refuses it later.
+    pub(super) async fn replacement_in_window(
+        &self,
+        account: &Account,
+        replaces: Option<&str>,
+    ) -> Result<bool> {
+        let Some(id) = replaces.and_then(|r| CertId::parse(r).ok()) else {
+            return Ok(false);
+        };
+        let Some(state) = self.renewal_state(&id).await? else {
+            return Ok(false);
+        };
+        let now = self.now();
+        // A revoked certificate's window is already open (`window`).
+        Ok(state.certificate.account_id == account.id
+            && window(&state, now, &self.settings.renewal).start <= now)
+    }
+
     /// The stored facts of the certificate `id` names, if this CA issued it: its key
     /// identifier must be our intermediate's.
     async fn renewal_state(&self, id: &CertId) -> Result<Option<RenewalState>> {

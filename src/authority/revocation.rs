@@ -136,8 +136,18 @@ impl Authority {
     pub(super) async fn record_revocation(&self, stored: &Certificate, reason: u8) -> Result<()> {
         let serial = &stored.serial;
         let now = self.now();
+        let audited = super::audit::event(
+            super::audit::AuditKind::CertificateRevoked,
+            &self.request_actor(),
+            super::audit::object("serial", serial),
+            true,
+            serde_json::json!({"reason": reason, "account": stored.account_id}),
+            now,
+        );
         if !found(
-            self.store.revoke_certificate(&stored.id, reason, now).await,
+            self.store
+                .revoke_certificate_audited(&stored.id, reason, now, &audited)
+                .await,
             "certificate",
         )? {
             return Err(Problem::new(
@@ -147,6 +157,7 @@ impl Authority {
             .into());
         }
         tracing::info!(%serial, reason, "certificate revoked");
+        super::audit::log(&audited);
         // The revocation is recorded; a CRL that fails to sign now is signed by the schedule.
         if let Err(e) = self.regenerate_crl().await {
             tracing::error!(error = %e, "signing the CRL after a revocation failed");

@@ -21,6 +21,8 @@ impl Authority {
         challenge: Challenge,
         token: &str,
     ) -> Result<Challenge> {
+        // The TokenError kind of a refused token, for the audit log (issue 7).
+        let mut refused_kind = None;
         let outcome = match self.check_token(account, identifier, token).await {
             Ok(identity) => {
                 let kind = ChallengeType::TkAuth01;
@@ -29,7 +31,10 @@ impl Authority {
                     Err(problem) => Err(problem),
                 }
             }
-            Err(e) => Err(token_problem(&e).with_identifier(identifier.clone())),
+            Err(e) => {
+                refused_kind = Some(e.kind.as_str());
+                Err(token_problem(&e).with_identifier(identifier.clone()))
+            }
         };
         let now = self.now();
         let result = if outcome.is_ok() { "valid" } else { "invalid" };
@@ -54,6 +59,21 @@ impl Authority {
                     error = %problem,
                     "tkauth-01 token refused"
                 );
+                if let Some(kind) = refused_kind {
+                    let event = super::audit::event(
+                        super::audit::AuditKind::AuthRefused,
+                        &super::audit::Actor::Account(account.id.clone()),
+                        super::audit::object("identifier", identifier),
+                        false,
+                        serde_json::json!({
+                            "reason": kind,
+                            "challenge": challenge.id,
+                            "detail": problem.detail,
+                        }),
+                        now,
+                    );
+                    self.audit(event).await;
+                }
                 self.store
                     .transition_challenge(
                         &challenge.id,

@@ -6,8 +6,9 @@
 //! intervals: when its holder stops, another replica takes over within that time. At a
 //! graceful shutdown the leases are given up at once.
 //!
-//! - `purge`: expired nonces and token ids, orders that never got a certificate and unused
-//!   authorizations (`jobs.order_retention` after they expired).
+//! - `purge`: expired nonces and token ids, rate-limit events older than their hour, orders
+//!   that never got a certificate and unused authorizations (`jobs.order_retention` after
+//!   they expired). The audit log is never purged: it is append-only.
 //! - `renewal-alerts`: certificates whose renewal window passed without a renewal
 //!   ([`alerts`]).
 //!
@@ -112,10 +113,12 @@ impl Jobs {
     async fn purge(&self) -> anyhow::Result<()> {
         let nonces = self.authority.prune_nonces().await?;
         let tokens = self.authority.prune_used_tokens().await?;
+        let rate_limit_events = self.authority.prune_rate_limits().await?;
         let purged = self.authority.purge_expired(self.order_retention).await?;
         tracing::info!(
             nonces,
             tokens,
+            rate_limit_events,
             orders = purged.orders,
             authorizations = purged.authorizations,
             "purged expired records"

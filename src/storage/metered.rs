@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use super::{
-    Account, AccountCursor, Authorization, Certificate, CertificateCounts, CertificateCursor,
-    CertificateFilter, CertificateRecord, Challenge, EabKey, EabRefusal, Order, OrderCursor,
-    OverdueRenewal, Purged, RenewalCounts, RenewalQuery, RenewalState, RevokedCertificate, Store,
-    StoreResult,
+    Account, AccountCursor, AuditEvent, AuditFilter, AuditRecord, Authorization, Certificate,
+    CertificateCounts, CertificateCursor, CertificateFilter, CertificateRecord, Challenge, EabKey,
+    EabRefusal, Order, OrderCursor, OverdueRenewal, Purged, RateLimitOutcome, RenewalCounts,
+    RenewalQuery, RenewalState, RevokedCertificate, Store, StoreResult,
 };
 use crate::acme::{ChallengeStatus, Identifier, Problem};
 
@@ -104,4 +104,12 @@ metered! {
     fn certificate_record(&self, serial: &str) -> StoreResult<CertificateRecord>;
     fn certificate_counts(&self, now: OffsetDateTime) -> StoreResult<CertificateCounts>;
     fn accounts_page(&self, after: Option<&AccountCursor>, limit: u32) -> StoreResult<Vec<Account>>;
+    fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()>;
+    fn audit_events(&self, filter: &AuditFilter, before: Option<i64>, limit: u32) -> StoreResult<Vec<AuditRecord>>;
+    fn complete_order_audited(&self, certificate: &Certificate, event: &AuditEvent) -> StoreResult<()>;
+    fn revoke_certificate_audited(&self, id: &str, reason: u8, at: OffsetDateTime, event: &AuditEvent) -> StoreResult<bool>;
+    fn take_rate_limit(&self, bucket: &str, limit: u32, window: Duration, now: OffsetDateTime) -> StoreResult<RateLimitOutcome>;
+    fn check_rate_limit(&self, bucket: &str, limit: u32, window: Duration, now: OffsetDateTime) -> StoreResult<RateLimitOutcome>;
+    fn add_rate_limit_event(&self, bucket: &str, at: OffsetDateTime) -> StoreResult<()>;
+    fn prune_rate_limits(&self, before: OffsetDateTime) -> StoreResult<u64>;
 }

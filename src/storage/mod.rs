@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use crate::acme::{AccountStatus, ChallengeStatus, Identifier, Problem};
 
@@ -432,6 +432,60 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<Account>>;
     // --- end of admin API (issue 7) ---
+
+    // --- audit log and rate limits (issue 7) ---
+
+    /// Appends the events to the audit log, in one transaction, in the order given.
+    async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()>;
+    /// Up to `limit` audit records that match `filter`, newest first (by id, descending),
+    /// starting after the record `before` (its id), if given.
+    async fn audit_events(
+        &self,
+        filter: &AuditFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>>;
+    /// `complete_order` with `event` appended to the audit log in the same transaction: the
+    /// issuance is recorded if and only if it happened.
+    async fn complete_order_audited(
+        &self,
+        certificate: &Certificate,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// `revoke_certificate` with `event` appended to the audit log in the same transaction,
+    /// only if this call revoked it (`Ok(true)`).
+    async fn revoke_certificate_audited(
+        &self,
+        id: &str,
+        reason: u8,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> StoreResult<bool>;
+
+    /// Counts one event in `bucket` at `now`, only if fewer than `limit` of its events
+    /// happened in the `window` before `now` (`at > now - window`). Check and count are one
+    /// step for every replica: two racing callers cannot both take the last slot.
+    async fn take_rate_limit(
+        &self,
+        bucket: &str,
+        limit: u32,
+        window: Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<RateLimitOutcome>;
+    /// As `take_rate_limit`, but counts nothing: whether the bucket is full.
+    async fn check_rate_limit(
+        &self,
+        bucket: &str,
+        limit: u32,
+        window: Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<RateLimitOutcome>;
+    /// Counts one event in `bucket` at `at`, unconditionally (failed validations: the failure
+    /// happened whatever the limit).
+    async fn add_rate_limit_event(&self, bucket: &str, at: OffsetDateTime) -> StoreResult<()>;
+    /// Forgets rate-limit events that happened before `before`; returns how many.
+    async fn prune_rate_limits(&self, before: OffsetDateTime) -> StoreResult<u64>;
+    // --- end of audit log and rate limits ---
 }
 
 /// What one `purge_expired` call deleted.
@@ -613,6 +667,60 @@ pub struct CertificateCounts {
     pub accounts: u64,
 }
 // --- end of admin API (issue 7) ---
+
+// --- audit log and rate limits (issue 7) ---
+
+/// One audit log entry as stored. The vocabulary (kinds, actor and object forms) belongs to
+/// `authority::audit`; storage keeps the text.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AuditEvent {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// e.g. `certificate.issued`.
+    pub kind: String,
+    /// Who acted, e.g. `account:<id>`, `admin:<subject>`, `ip:<address>`.
+    pub actor: String,
+    /// What it acted on, e.g. `serial:<hex>`; empty if nothing.
+    pub object: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// The event's facts, a JSON object.
+    pub detail: serde_json::Value,
+    /// The id of the request that caused it, where known.
+    pub request_id: Option<String>,
+}
+
+/// A stored audit event with its position in the log.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AuditRecord {
+    /// Grows with every append; the paging cursor.
+    pub id: i64,
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
+/// Which audit records to read; every `None` matches everything. Text fields match exactly.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub kind: Option<String>,
+    pub actor: Option<String>,
+    pub object: Option<String>,
+    /// At or after.
+    pub since: Option<OffsetDateTime>,
+    /// Before.
+    pub until: Option<OffsetDateTime>,
+}
+
+/// What a rate-limit check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateLimitOutcome {
+    /// Below the limit (and, for `take_rate_limit`, counted).
+    Allowed,
+    /// At the limit; a slot frees at `retry_at`, when the oldest event that matters leaves
+    /// the window.
+    Exceeded { retry_at: OffsetDateTime },
+}
+// --- end of audit log and rate limits ---
 
 /// A certificate with its renewal facts (RFC 9773).
 #[derive(Clone, Debug, PartialEq)]

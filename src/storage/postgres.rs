@@ -11,15 +11,15 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Postgres, SqlSafeStr, Transaction};
 use std::str::FromStr;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use super::jobs_sql;
 use super::rows::{self, opt_json, opt_secs, other, secs, to_json};
 use super::{
-    Account, AccountCursor, Authorization, Certificate, CertificateCounts, CertificateCursor,
-    CertificateFilter, CertificateRecord, CertificateStatus, Challenge, EabKey, EabRefusal, Order,
-    OrderCursor, OverdueRenewal, Purged, RenewalCounts, RenewalQuery, RenewalState,
-    RevokedCertificate, Store, StoreError, StoreResult,
+    Account, AccountCursor, AuditEvent, AuditFilter, AuditRecord, Authorization, Certificate,
+    CertificateCounts, CertificateCursor, CertificateFilter, CertificateRecord, CertificateStatus,
+    Challenge, EabKey, EabRefusal, Order, OrderCursor, OverdueRenewal, Purged, RateLimitOutcome,
+    RenewalCounts, RenewalQuery, RenewalState, RevokedCertificate, Store, StoreError, StoreResult,
 };
 use crate::acme::{ChallengeStatus, Identifier, Problem};
 
@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "provisioners",
         include_str!("../../migrations/postgres/0007_provisioners.sql"),
+    ),
+    (
+        9,
+        "audit_limits",
+        include_str!("../../migrations/postgres/0009_audit_limits.sql"),
     ),
     (
         10,
@@ -672,32 +677,7 @@ impl Store for PostgresStore {
 
     async fn complete_order(&self, certificate: &Certificate) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO certificates (id, order_id, account_id, serial, chain_pem, not_before, \
-             not_after, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&certificate.id)
-        .bind(&certificate.order_id)
-        .bind(&certificate.account_id)
-        .bind(&certificate.serial)
-        .bind(&certificate.chain_pem)
-        .bind(secs(certificate.not_before))
-        .bind(secs(certificate.not_after))
-        .bind(secs(certificate.created_at))
-        .execute(&mut *tx)
-        .await?;
-        let result = sqlx::query(
-            "UPDATE orders SET certificate_id = $1 \
-             WHERE id = $2 AND certificate_id IS NULL AND error IS NULL",
-        )
-        .bind(&certificate.id)
-        .bind(&certificate.order_id)
-        .execute(&mut *tx)
-        .await?;
-        if result.rows_affected() != 1 {
-            // Dropping `tx` rolls the certificate back.
-            return Err(StoreError::Conflict(rows::ORDER_DONE.to_owned()));
-        }
+        complete_order_rows(&mut tx, certificate).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -816,20 +796,7 @@ impl Store for PostgresStore {
         at: OffsetDateTime,
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        // Guarded on revoked_at, so of two racing revocations exactly one records its reason.
-        let result = sqlx::query(
-            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
-             WHERE id = $3 AND revoked_at IS NULL",
-        )
-        .bind(secs(at))
-        .bind(i64::from(reason))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        let revoked = result.rows_affected() == 1;
-        if !revoked {
-            exists(&mut tx, "SELECT 1 FROM certificates WHERE id = $1", id).await?;
-        }
+        let revoked = revoke_rows(&mut tx, id, reason, at).await?;
         tx.commit().await?;
         Ok(revoked)
     }
@@ -1054,6 +1021,131 @@ impl Store for PostgresStore {
         found.iter().map(rows::account).collect()
     }
     // --- end of admin API (issue 7) ---
+
+    // --- audit log and rate limits (issue 7) ---
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for event in events {
+            insert_audit(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_events(
+        &self,
+        filter: &AuditFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        // One statement for every filter: an absent one compares NULL and matches all.
+        let found = sqlx::query(
+            "SELECT id, at, kind, actor, object, outcome, detail, request_id FROM audit_log \
+             WHERE ($1::TEXT IS NULL OR kind = $1) AND ($2::TEXT IS NULL OR actor = $2) \
+             AND ($3::TEXT IS NULL OR object = $3) AND ($4::BIGINT IS NULL OR at >= $4) \
+             AND ($5::BIGINT IS NULL OR at < $5) AND ($6::BIGINT IS NULL OR id < $6) \
+             ORDER BY id DESC LIMIT $7",
+        )
+        .bind(filter.kind.as_deref())
+        .bind(filter.actor.as_deref())
+        .bind(filter.object.as_deref())
+        .bind(opt_secs(filter.since))
+        .bind(opt_secs(filter.until))
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        found.iter().map(rows::audit_record).collect()
+    }
+
+    async fn complete_order_audited(
+        &self,
+        certificate: &Certificate,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        complete_order_rows(&mut tx, certificate).await?;
+        insert_audit(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn revoke_certificate_audited(
+        &self,
+        id: &str,
+        reason: u8,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let revoked = revoke_rows(&mut tx, id, reason, at).await?;
+        if revoked {
+            insert_audit(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    async fn take_rate_limit(
+        &self,
+        bucket: &str,
+        limit: u32,
+        window: Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<RateLimitOutcome> {
+        let mut tx = self.pool.begin().await?;
+        // Every replica's check-and-count of this bucket queues on one lock, held until the
+        // transaction ends: the count and the insert are one step across replicas.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(bucket)
+            .execute(&mut *tx)
+            .await?;
+        let outcome = rate_limit_outcome(&mut tx, bucket, limit, window, now).await?;
+        if outcome == RateLimitOutcome::Allowed {
+            sqlx::query("INSERT INTO rate_limit_events (bucket, at) VALUES ($1, $2)")
+                .bind(bucket)
+                .bind(secs(now))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn check_rate_limit(
+        &self,
+        bucket: &str,
+        limit: u32,
+        window: Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<RateLimitOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let outcome = rate_limit_outcome(&mut tx, bucket, limit, window, now).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn add_rate_limit_event(&self, bucket: &str, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("INSERT INTO rate_limit_events (bucket, at) VALUES ($1, $2)")
+            .bind(bucket)
+            .bind(secs(at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn prune_rate_limits(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        let result = sqlx::query("DELETE FROM rate_limit_events WHERE at < $1")
+            .bind(secs(before))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+    // --- end of audit log and rate limits ---
 }
 
 /// The rows of a new order: its new authorizations, the order, its authorization list.
@@ -1145,3 +1237,118 @@ async fn exists(
     sqlx::query(sql).bind(id).fetch_one(&mut **tx).await?;
     Ok(())
 }
+
+/// The rows of `complete_order`: the certificate, and the order's link to it, only if the
+/// order has neither a certificate nor an error yet.
+async fn complete_order_rows(
+    tx: &mut Transaction<'static, Postgres>,
+    certificate: &Certificate,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO certificates (id, order_id, account_id, serial, chain_pem, not_before, \
+             not_after, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&certificate.id)
+    .bind(&certificate.order_id)
+    .bind(&certificate.account_id)
+    .bind(&certificate.serial)
+    .bind(&certificate.chain_pem)
+    .bind(secs(certificate.not_before))
+    .bind(secs(certificate.not_after))
+    .bind(secs(certificate.created_at))
+    .execute(&mut **tx)
+    .await?;
+    let result = sqlx::query(
+        "UPDATE orders SET certificate_id = $1 \
+             WHERE id = $2 AND certificate_id IS NULL AND error IS NULL",
+    )
+    .bind(&certificate.id)
+    .bind(&certificate.order_id)
+    .execute(&mut **tx)
+    .await?;
+    if result.rows_affected() != 1 {
+        // Dropping `tx` rolls the certificate back.
+        return Err(StoreError::Conflict(rows::ORDER_DONE.to_owned()));
+    }
+    Ok(())
+}
+
+/// The guarded update of `revoke_certificate`; `NotFound` if there is no such certificate.
+async fn revoke_rows(
+    tx: &mut Transaction<'static, Postgres>,
+    id: &str,
+    reason: u8,
+    at: OffsetDateTime,
+) -> StoreResult<bool> {
+    // Guarded on revoked_at, so of two racing revocations exactly one records its reason.
+    let result = sqlx::query(
+        "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+             WHERE id = $3 AND revoked_at IS NULL",
+    )
+    .bind(secs(at))
+    .bind(i64::from(reason))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    let revoked = result.rows_affected() == 1;
+    if !revoked {
+        exists(tx, "SELECT 1 FROM certificates WHERE id = $1", id).await?;
+    }
+    Ok(revoked)
+}
+
+// --- audit log and rate limits (issue 7) ---
+
+async fn insert_audit(
+    tx: &mut Transaction<'static, Postgres>,
+    event: &AuditEvent,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, kind, actor, object, outcome, detail, request_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(secs(event.at))
+    .bind(&event.kind)
+    .bind(&event.actor)
+    .bind(&event.object)
+    .bind(&event.outcome)
+    .bind(to_json(&event.detail)?)
+    .bind(event.request_id.as_deref())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Whether `bucket` has room for one more event at `now`; if not, when it will.
+async fn rate_limit_outcome(
+    tx: &mut Transaction<'static, Postgres>,
+    bucket: &str,
+    limit: u32,
+    window: Duration,
+    now: OffsetDateTime,
+) -> StoreResult<RateLimitOutcome> {
+    let since = secs(now - window);
+    let count: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM rate_limit_events WHERE bucket = $1 AND at > $2")
+            .bind(bucket)
+            .bind(since)
+            .fetch_one(&mut **tx)
+            .await?;
+    let limit = i64::from(limit);
+    if count < limit {
+        return Ok(RateLimitOutcome::Allowed);
+    }
+    // With `count` events and room for `limit`, a slot frees when the (count - limit + 1)th
+    // oldest leaves the window.
+    let oldest: i64 = sqlx::query_scalar(
+        "SELECT at FROM rate_limit_events WHERE bucket = $1 AND at > $2 \
+         ORDER BY at LIMIT 1 OFFSET $3",
+    )
+    .bind(bucket)
+    .bind(since)
+    .bind(count - limit)
+    .fetch_one(&mut **tx)
+    .await?;
+    rows::retry_at(oldest, window)
+}
+// --- end of audit log and rate limits ---

@@ -359,3 +359,32 @@ pub(crate) fn count(row: &impl Columns, column: &str) -> StoreResult<u64> {
     u64::try_from(n).map_err(|_| other(format!("{column} is negative: {n}")))
 }
 // --- end of admin API (issue 7) ---
+
+// --- audit log and rate limits (issue 7) ---
+
+pub(crate) fn audit_record(row: &impl Columns) -> StoreResult<super::AuditRecord> {
+    Ok(super::AuditRecord {
+        id: row.int("id")?,
+        event: super::AuditEvent {
+            at: time(row.int("at")?)?,
+            kind: row.text("kind")?,
+            actor: row.text("actor")?,
+            object: row.text("object")?,
+            outcome: row.text("outcome")?,
+            detail: from_json("audit_log.detail", &row.text("detail")?)?,
+            request_id: row.opt_text("request_id")?,
+        },
+    })
+}
+
+/// The moment a full bucket frees a slot: when its event at `oldest_that_matters` leaves the
+/// window.
+pub(crate) fn retry_at(
+    oldest_that_matters: i64,
+    window: time::Duration,
+) -> StoreResult<super::RateLimitOutcome> {
+    Ok(super::RateLimitOutcome::Exceeded {
+        retry_at: time(oldest_that_matters)? + window,
+    })
+}
+// --- end of audit log and rate limits ---

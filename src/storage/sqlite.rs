@@ -19,10 +19,10 @@ use time::OffsetDateTime;
 use super::jobs_sql;
 use super::rows::{self, opt_json, opt_secs, secs, to_json};
 use super::{
-    Account, AccountCursor, Authorization, Certificate, CertificateCounts, CertificateCursor,
-    CertificateFilter, CertificateRecord, CertificateStatus, Challenge, EabKey, EabRefusal, Order,
-    OrderCursor, OverdueRenewal, Purged, RenewalCounts, RenewalQuery, RenewalState,
-    RevokedCertificate, Store, StoreError, StoreResult,
+    Account, AccountCursor, AuditEvent, AuditFilter, AuditRecord, Authorization, Certificate,
+    CertificateCounts, CertificateCursor, CertificateFilter, CertificateRecord, CertificateStatus,
+    Challenge, EabKey, EabRefusal, Order, OrderCursor, OverdueRenewal, Purged, RateLimitOutcome,
+    RenewalCounts, RenewalQuery, RenewalState, RevokedCertificate, Store, StoreError, StoreResult,
 };
 use crate::acme::{ChallengeStatus, Identifier, Problem};
 
@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "provisioners",
         include_str!("../../migrations/sqlite/0007_provisioners.sql"),
+    ),
+    (
+        9,
+        "audit_limits",
+        include_str!("../../migrations/sqlite/0009_audit_limits.sql"),
     ),
     (
         10,
@@ -641,32 +646,7 @@ impl Store for SqliteStore {
 
     async fn complete_order(&self, certificate: &Certificate) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO certificates (id, order_id, account_id, serial, chain_pem, not_before, \
-             not_after, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&certificate.id)
-        .bind(&certificate.order_id)
-        .bind(&certificate.account_id)
-        .bind(&certificate.serial)
-        .bind(&certificate.chain_pem)
-        .bind(secs(certificate.not_before))
-        .bind(secs(certificate.not_after))
-        .bind(secs(certificate.created_at))
-        .execute(&mut *tx)
-        .await?;
-        let result = sqlx::query(
-            "UPDATE orders SET certificate_id = ? \
-             WHERE id = ? AND certificate_id IS NULL AND error IS NULL",
-        )
-        .bind(&certificate.id)
-        .bind(&certificate.order_id)
-        .execute(&mut *tx)
-        .await?;
-        if result.rows_affected() != 1 {
-            // Dropping `tx` rolls the certificate back.
-            return Err(StoreError::Conflict(rows::ORDER_DONE.to_owned()));
-        }
+        complete_order_rows(&mut tx, certificate).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -785,20 +765,7 @@ impl Store for SqliteStore {
         at: OffsetDateTime,
     ) -> StoreResult<bool> {
         let mut tx = self.write().await?;
-        // Guarded on revoked_at, so of two racing revocations exactly one records its reason.
-        let result = sqlx::query(
-            "UPDATE certificates SET revoked_at = ?, revocation_reason = ? \
-             WHERE id = ? AND revoked_at IS NULL",
-        )
-        .bind(secs(at))
-        .bind(i64::from(reason))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        let revoked = result.rows_affected() == 1;
-        if !revoked {
-            exists(&mut tx, "SELECT 1 FROM certificates WHERE id = ?", id).await?;
-        }
+        let revoked = revoke_rows(&mut tx, id, reason, at).await?;
         tx.commit().await?;
         Ok(revoked)
     }
@@ -1023,6 +990,126 @@ impl Store for SqliteStore {
         found.iter().map(rows::account).collect()
     }
     // --- end of admin API (issue 7) ---
+
+    // --- audit log and rate limits (issue 7) ---
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for event in events {
+            insert_audit(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_events(
+        &self,
+        filter: &AuditFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        // One statement for every filter: an absent one compares NULL and matches all.
+        let found = sqlx::query(
+            "SELECT id, at, kind, actor, object, outcome, detail, request_id FROM audit_log \
+             WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR actor = ?2) \
+             AND (?3 IS NULL OR object = ?3) AND (?4 IS NULL OR at >= ?4) \
+             AND (?5 IS NULL OR at < ?5) AND (?6 IS NULL OR id < ?6) \
+             ORDER BY id DESC LIMIT ?7",
+        )
+        .bind(filter.kind.as_deref())
+        .bind(filter.actor.as_deref())
+        .bind(filter.object.as_deref())
+        .bind(opt_secs(filter.since))
+        .bind(opt_secs(filter.until))
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        found.iter().map(rows::audit_record).collect()
+    }
+
+    async fn complete_order_audited(
+        &self,
+        certificate: &Certificate,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        complete_order_rows(&mut tx, certificate).await?;
+        insert_audit(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn revoke_certificate_audited(
+        &self,
+        id: &str,
+        reason: u8,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let revoked = revoke_rows(&mut tx, id, reason, at).await?;
+        if revoked {
+            insert_audit(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    async fn take_rate_limit(
+        &self,
+        bucket: &str,
+        limit: u32,
+        window: time::Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<RateLimitOutcome> {
+        // BEGIN IMMEDIATE holds the write lock from the count to the insert.
+        let mut tx = self.write().await?;
+        let outcome = rate_limit_outcome(&mut tx, bucket, limit, window, now).await?;
+        if outcome == RateLimitOutcome::Allowed {
+            sqlx::query("INSERT INTO rate_limit_events (bucket, at) VALUES (?, ?)")
+                .bind(bucket)
+                .bind(secs(now))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn check_rate_limit(
+        &self,
+        bucket: &str,
+        limit: u32,
+        window: time::Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<RateLimitOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let outcome = rate_limit_outcome(&mut tx, bucket, limit, window, now).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn add_rate_limit_event(&self, bucket: &str, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("INSERT INTO rate_limit_events (bucket, at) VALUES (?, ?)")
+            .bind(bucket)
+            .bind(secs(at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn prune_rate_limits(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        let result = sqlx::query("DELETE FROM rate_limit_events WHERE at < ?")
+            .bind(secs(before))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+    // --- end of audit log and rate limits ---
 }
 
 /// The rows of a new order: its new authorizations, the order, its authorization list.
@@ -1114,3 +1201,118 @@ async fn exists(
     sqlx::query(sql).bind(id).fetch_one(&mut **tx).await?;
     Ok(())
 }
+
+/// The rows of `complete_order`: the certificate, and the order's link to it, only if the
+/// order has neither a certificate nor an error yet.
+async fn complete_order_rows(
+    tx: &mut Transaction<'static, Sqlite>,
+    certificate: &Certificate,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO certificates (id, order_id, account_id, serial, chain_pem, not_before, \
+             not_after, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&certificate.id)
+    .bind(&certificate.order_id)
+    .bind(&certificate.account_id)
+    .bind(&certificate.serial)
+    .bind(&certificate.chain_pem)
+    .bind(secs(certificate.not_before))
+    .bind(secs(certificate.not_after))
+    .bind(secs(certificate.created_at))
+    .execute(&mut **tx)
+    .await?;
+    let result = sqlx::query(
+        "UPDATE orders SET certificate_id = ? \
+             WHERE id = ? AND certificate_id IS NULL AND error IS NULL",
+    )
+    .bind(&certificate.id)
+    .bind(&certificate.order_id)
+    .execute(&mut **tx)
+    .await?;
+    if result.rows_affected() != 1 {
+        // Dropping `tx` rolls the certificate back.
+        return Err(StoreError::Conflict(rows::ORDER_DONE.to_owned()));
+    }
+    Ok(())
+}
+
+/// The guarded update of `revoke_certificate`; `NotFound` if there is no such certificate.
+async fn revoke_rows(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: &str,
+    reason: u8,
+    at: OffsetDateTime,
+) -> StoreResult<bool> {
+    // Guarded on revoked_at, so of two racing revocations exactly one records its reason.
+    let result = sqlx::query(
+        "UPDATE certificates SET revoked_at = ?, revocation_reason = ? \
+             WHERE id = ? AND revoked_at IS NULL",
+    )
+    .bind(secs(at))
+    .bind(i64::from(reason))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    let revoked = result.rows_affected() == 1;
+    if !revoked {
+        exists(tx, "SELECT 1 FROM certificates WHERE id = ?", id).await?;
+    }
+    Ok(revoked)
+}
+
+// --- audit log and rate limits (issue 7) ---
+
+async fn insert_audit(
+    tx: &mut Transaction<'static, Sqlite>,
+    event: &AuditEvent,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, kind, actor, object, outcome, detail, request_id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(secs(event.at))
+    .bind(&event.kind)
+    .bind(&event.actor)
+    .bind(&event.object)
+    .bind(&event.outcome)
+    .bind(to_json(&event.detail)?)
+    .bind(event.request_id.as_deref())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Whether `bucket` has room for one more event at `now`; if not, when it will.
+async fn rate_limit_outcome(
+    tx: &mut Transaction<'static, Sqlite>,
+    bucket: &str,
+    limit: u32,
+    window: time::Duration,
+    now: OffsetDateTime,
+) -> StoreResult<RateLimitOutcome> {
+    let since = secs(now - window);
+    let count: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM rate_limit_events WHERE bucket = ? AND at > ?")
+            .bind(bucket)
+            .bind(since)
+            .fetch_one(&mut **tx)
+            .await?;
+    let limit = i64::from(limit);
+    if count < limit {
+        return Ok(RateLimitOutcome::Allowed);
+    }
+    // With `count` events and room for `limit`, a slot frees when the (count - limit + 1)th
+    // oldest leaves the window.
+    let oldest: i64 = sqlx::query_scalar(
+        "SELECT at FROM rate_limit_events WHERE bucket = ? AND at > ? \
+         ORDER BY at LIMIT 1 OFFSET ?",
+    )
+    .bind(bucket)
+    .bind(since)
+    .bind(count - limit)
+    .fetch_one(&mut **tx)
+    .await?;
+    rows::retry_at(oldest, window)
+}
+// --- end of audit log and rate limits ---

@@ -62,7 +62,7 @@ pub struct TestCa {
     /// The app's database (a test may close it: a database that went away).
     pub store: Arc<dyn mayfly::storage::Store>,
     /// The app behind the routers, for what runs beside them (the admin API's router, the
-    /// periodic jobs).
+    /// periodic jobs, flushing and reading the audit log).
     pub state: AppState,
     /// Tokens the http-01 target knows; any other token gets 404.
     answers: Answers,

@@ -39,6 +39,6 @@ pub async fn deactivate(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AdminProblem> {
     let account = state.0.authority.admin_deactivate_account(&id).await?;
-    audit(&actor, "account.deactivate", &account.id);
+    audit(&state, &actor, "account.deactivate", &account.id).await;
     Ok(Json(wire::account(&account)))
 }

@@ -57,7 +57,7 @@ pub async fn regenerate_crl(
         .regenerate_crl()
         .await
         .map_err(|e| AdminProblem::from(crate::authority::admin::AdminError::Internal(e)))?;
-    audit(&actor, "crl.regenerate", &crl.number.to_string());
+    audit(&state, &actor, "crl.regenerate", &crl.number.to_string()).await;
     Ok(Json(json!({
         "number": crl.number,
         "this_update": rfc3339(crl.this_update),

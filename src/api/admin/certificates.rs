@@ -114,6 +114,7 @@ pub async fn revoke(
     let authority = &state.0.authority;
     let record = authority.admin_revoke(&serial, reason).await?;
     audit(
+        &state,
         &actor,
         "certificate.revoke",
         &format!(
@@ -121,7 +122,8 @@ pub async fn revoke(
             record.certificate.serial,
             wire::reason_name(reason)
         ),
-    );
+    )
+    .await;
     Ok(Json(wire::certificate(&record, authority.now(), false)))
 }
 
@@ -173,10 +175,12 @@ pub async fn move_window(
     let authority = &state.0.authority;
     let (record, window) = authority.admin_move_window(&certificate, how).await?;
     audit(
+        &state,
         &actor,
         &format!("renewal_window.{}", request.action),
         &record.certificate.serial,
-    );
+    )
+    .await;
     Ok(Json(json!({
         "certificate": wire::certificate(&record, authority.now(), false),
         "window": window.map(|(start, end)| json!({

@@ -50,7 +50,7 @@ pub async fn add(
             request.provisioner.as_deref(),
         )
         .await?;
-    audit(&actor, "eab_key.add", &key.id);
+    audit(&state, &actor, "eab_key.add", &key.id).await;
     let mut value = wire::eab_key(&key);
     value["hmac_key"] = Value::String(base64url(&key.hmac_key));
     Ok((StatusCode::CREATED, Json(value)))
@@ -63,6 +63,6 @@ pub async fn revoke(
     Path(kid): Path<String>,
 ) -> Result<Json<Value>, AdminProblem> {
     let key = state.0.authority.admin_revoke_eab_key(&kid).await?;
-    audit(&actor, "eab_key.revoke", &key.id);
+    audit(&state, &actor, "eab_key.revoke", &key.id).await;
     Ok(Json(wire::eab_key(&key)))
 }

@@ -7,6 +7,7 @@
 //! under the `audit` target with the admin's certificate as the actor.
 
 mod accounts;
+mod audit_log;
 mod ca;
 mod certificates;
 mod eab;
@@ -39,7 +40,7 @@ pub fn router(state: AppState) -> Router {
         })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(require_admin))
+        .layer(middleware::from_fn_with_state(state.clone(), require_admin))
         .layer(middleware::from_fn(crate::api::request_id::request_id))
         .with_state(state)
 }
@@ -209,6 +210,30 @@ pub fn endpoints() -> Vec<Endpoint> {
             "Sign a fresh CRL now",
             post(ca::regenerate_crl),
         ),
+        Endpoint {
+            query: &[
+                (
+                    "kind",
+                    "e.g. certificate.issued, auth.refused, admin.action",
+                ),
+                ("actor", "e.g. account:<id>, admin:<subject>, ip:<address>"),
+                (
+                    "object",
+                    "e.g. serial:<hex>, account:<id>, path:<request path>",
+                ),
+                ("since", "RFC 3339 time: at or after"),
+                ("until", "RFC 3339 time: before"),
+                ("cursor", "the `next` of the previous page"),
+                ("limit", "page size, 1 to 1000 (default 100)"),
+            ],
+            problems: &[400],
+            ..endpoint(
+                "get",
+                "/admin/audit",
+                "The audit log (append-only), newest first, filtered and paginated",
+                get(audit_log::list),
+            )
+        },
         endpoint(
             "get",
             "/admin/openapi.json",
@@ -234,7 +259,11 @@ impl std::fmt::Display for Actor {
 /// Admits a request only if its TLS client certificate has the admin role. The handshake
 /// already proved that the client holds the certificate's key and that it chains to the
 /// admin CA; a certificate from the same CA without the role (an ACME client's) gets 403.
-async fn require_admin(mut request: Request, next: Next) -> Response {
+async fn require_admin(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let leaf = request
         .extensions()
         .get::<Arc<TlsInfo>>()
@@ -243,14 +272,29 @@ async fn require_admin(mut request: Request, next: Next) -> Response {
         return AdminProblem::forbidden("the admin API requires a client certificate")
             .into_response();
     };
+    let actor = actor(leaf.as_ref());
+    // The request-id middleware opened the request's audit context: events this request
+    // causes (a revocation, say) name the admin as their actor.
+    crate::authority::audit::update(|context| context.admin = Some(actor.to_string()));
     if !crate::issuer::admin::has_admin_role(leaf.as_ref()) {
+        // An authorization failure: recorded, with the certificate that tried.
+        let authority = &state.0.authority;
+        let event = crate::authority::audit::event(
+            crate::authority::audit::AuditKind::AuthRefused,
+            &authority.request_actor(),
+            crate::authority::audit::object("path", request.uri().path()),
+            false,
+            serde_json::json!({"reason": "the client certificate has no admin role"}),
+            authority.now(),
+        );
+        crate::authority::audit::log(&event);
+        authority.audit(event).await;
         return AdminProblem::forbidden(
             "the client certificate does not carry Mayfly's admin role; \
              use a certificate made by `mayfly admin bootstrap`",
         )
         .into_response();
     }
-    let actor = actor(leaf.as_ref());
     request.extensions_mut().insert(actor);
     next.run(request).await
 }
@@ -280,7 +324,16 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     ))
 }
 
-/// Logs a change under the `audit` target: who did what to which object.
-pub(crate) fn audit(actor: &Actor, action: &str, object: &str) {
-    tracing::info!(target: "audit", actor = %actor, action, object, "admin action");
+/// Records a change in the audit log (and the log): who did what to which object.
+pub(crate) async fn audit(state: &AppState, actor: &Actor, action: &str, object: &str) {
+    let authority = &state.0.authority;
+    let event = crate::authority::audit::admin_action(
+        &actor.to_string(),
+        action,
+        object.to_owned(),
+        serde_json::json!({}),
+        authority.now(),
+    );
+    crate::authority::audit::log(&event);
+    authority.audit(event).await;
 }

@@ -178,7 +178,14 @@ impl Query {
 
     /// `limit` (1 to [`MAX_LIMIT`], default [`DEFAULT_LIMIT`]) and the decoded `cursor`.
     pub fn paging(&self) -> Result<(u32, Option<CertificateCursor>), AdminProblem> {
-        let limit = match self.get("limit") {
+        let limit = self.limit()?;
+        let cursor = self.get("cursor").map(decode_cursor).transpose()?;
+        Ok((limit, cursor))
+    }
+
+    /// `limit`: 1 to [`MAX_LIMIT`], default [`DEFAULT_LIMIT`].
+    pub fn limit(&self) -> Result<u32, AdminProblem> {
+        Ok(match self.get("limit") {
             None => DEFAULT_LIMIT,
             Some(text) => match text.parse::<u32>() {
                 Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
@@ -188,9 +195,7 @@ impl Query {
                     )));
                 }
             },
-        };
-        let cursor = self.get("cursor").map(decode_cursor).transpose()?;
-        Ok((limit, cursor))
+        })
     }
 }
 

@@ -90,6 +90,13 @@ impl IntoResponse for V1Error {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::json!({"type": kind, "detail": detail}).to_string();
         let mut response = (status, body).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::api::request_id::Refusal {
+                kind: kind.to_string(),
+                status: status.as_u16(),
+                detail,
+            });
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
