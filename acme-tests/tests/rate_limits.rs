@@ -40,9 +40,9 @@ async fn post_at(
 fn assert_limited(response: &AcmeResponse, key: &str) {
     assert_eq!(response.status, StatusCode::TOO_MANY_REQUESTS, "{response}");
     assert_eq!(response.problem_type().as_deref(), Some("rateLimited"));
-    let detail = response.json().unwrap()["detail"]
+    let detail = response.json().expect("a problem document")["detail"]
         .as_str()
-        .unwrap()
+        .expect("a detail")
         .to_owned();
     assert!(detail.contains(&format!("(rate_limits.{key})")), "{detail}");
     let retry_after: u64 = response
@@ -50,9 +50,9 @@ fn assert_limited(response: &AcmeResponse, key: &str) {
         .get("retry-after")
         .expect("a Retry-After header")
         .to_str()
-        .unwrap()
+        .expect("an ASCII Retry-After")
         .parse()
-        .unwrap();
+        .expect("Retry-After in seconds");
     // The slot frees an hour after the oldest counted event, which was seconds ago.
     assert!(
         (3000..=3600).contains(&retry_after),
