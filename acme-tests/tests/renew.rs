@@ -510,16 +510,13 @@ async fn renews_when_the_ari_window_is_moved_to_now_through_the_admin_command() 
     let acme_tests::environment::Server::Mayfly(server) = environment.server() else {
         unreachable!("a Mayfly environment");
     };
-    let mut admin = mayfly::command();
-    admin
-        // A one-second window: the agent picks a random moment inside it (RFC 9773 §4.2), so a
-        // wider one (renew-now gives five minutes) would make the test wait for that moment.
-        .args([
-            "admin", "ari", "move", &serial, "--start", "now", "--end", "now+1s",
-        ])
-        .arg("--data-dir")
-        .arg(server.data_dir());
-    let moved = mayfly::run(admin, COMMAND_TIMEOUT).await.expect("admin");
+    // A one-second window: the agent picks a random moment inside it (RFC 9773 §4.2), so a
+    // wider one (renew-now gives five minutes) would make the test wait for that moment.
+    // Over the admin API, with the bootstrap certificate.
+    let moved = server
+        .admin(&["ari", "move", &serial, "--start", "now", "--end", "now+1s"])
+        .await
+        .expect("admin");
     assert_success(&moved, "mayfly admin ari");
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
 
