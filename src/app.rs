@@ -133,12 +133,7 @@ impl App {
             metrics,
             acme_contexts: acme_contexts(&provisioners, &links),
             provisioners,
-            // One process on SQLite: redemptions in memory (see api::nonce).
-            nonces: if config.database_url().starts_with("sqlite:") {
-                NonceService::in_memory(config.acme.nonce_lifetime.0)
-            } else {
-                NonceService::new(&secret, config.acme.nonce_lifetime.0)
-            },
+            nonces: NonceService::new(&secret, config.acme.nonce_lifetime.0),
             links,
             authority,
             config,
