@@ -133,7 +133,12 @@ impl App {
             metrics,
             acme_contexts: acme_contexts(&provisioners, &links),
             provisioners,
-            nonces: NonceService::new(&secret, config.acme.nonce_lifetime.0),
+            // One process on SQLite: redemptions in memory (see api::nonce).
+            nonces: if config.database_url().starts_with("sqlite:") {
+                NonceService::in_memory(config.acme.nonce_lifetime.0)
+            } else {
+                NonceService::new(&secret, config.acme.nonce_lifetime.0)
+            },
             links,
             authority,
             config,

@@ -236,7 +236,11 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
         )
         .into());
     }
-    if !app.authority.redeem_nonce(nonce, expires).await? {
+    let fresh = match app.nonces.redeem_in_memory(nonce) {
+        Some(fresh) => fresh,
+        None => app.authority.redeem_nonce(nonce, expires).await?,
+    };
+    if !fresh {
         metrics::counter!("mayfly_nonces_rejected_total", "reason" => "reused").increment(1);
         return Err(Problem::bad_nonce("the nonce was already used").into());
     }
