@@ -327,14 +327,11 @@ pub(crate) fn overdue_renewal(row: &impl Columns) -> StoreResult<super::OverdueR
 }
 
 pub(crate) fn renewal_counts(row: &impl Columns) -> StoreResult<super::RenewalCounts> {
-    let count = |column: &str| -> StoreResult<u64> {
-        let n = row.opt_int(column)?.unwrap_or(0);
-        u64::try_from(n).map_err(|_| other(format!("{column} count {n} is negative")))
-    };
+    // A group has at least one row, so neither SUM is NULL.
     Ok(super::RenewalCounts {
         profile: row.opt_text("profile")?,
-        due: count("due")?,
-        overdue: count("overdue")?,
+        due: count(row, "due")?,
+        overdue: count(row, "overdue")?,
     })
 }
 // --- admin API (issue 7) ---
