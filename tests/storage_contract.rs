@@ -1025,12 +1025,13 @@ impl Backend for Sqlite {
     }
     async fn finish(self) {}
     async fn raw(&self, sql: &'static str) -> Result<u64, String> {
-        use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&Self::url(&self.dir))
-            .await
+        // A connection of its own, as another process would open one.
+        let path = self.dir.path().join("mayfly.db");
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5))
             .unwrap();
-        let result = sqlx::query(sql).execute(&mut conn).await;
-        result.map(|r| r.rows_affected()).map_err(|e| e.to_string())
+        let result = conn.execute(sql, []).map(|n| n as u64);
+        result.map_err(|e| e.to_string())
     }
 }
 

@@ -1,13 +1,13 @@
 //! Row decoding, value encoding and error normalisation shared by the SQLite and PostgreSQL
 //! backends. Both store the same column types (TEXT, 64-bit integers, booleans), so one
-//! decoder per model serves both.
+//! decoder per model serves both, through the `Columns` trait each backend's rows implement.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sqlx::Row;
 use sqlx::error::DatabaseError;
-use sqlx::{ColumnIndex, Decode, Row, Type};
 use time::OffsetDateTime;
 
 use super::{
@@ -69,14 +69,8 @@ pub(crate) trait Columns {
     fn flag(&self, column: &str) -> StoreResult<bool>;
 }
 
-impl<R> Columns for R
-where
-    R: Row,
-    for<'a> &'a str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
-{
+// PostgreSQL rows; the SQLite backend implements `Columns` for rusqlite's rows itself.
+impl Columns for sqlx::postgres::PgRow {
     fn text(&self, column: &str) -> StoreResult<String> {
         Ok(self.try_get(column)?)
     }
