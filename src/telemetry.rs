@@ -65,6 +65,14 @@ fn describe() {
         "Time to answer an HTTP request, by route template"
     );
     describe_counter!(
+        "mayfly_db_commits_total",
+        "SQLite write transactions committed (each a durable commit of a batch of writes)"
+    );
+    describe_counter!(
+        "mayfly_db_writes_total",
+        "SQLite writes committed; divided by mayfly_db_commits_total, the mean batch size"
+    );
+    describe_counter!(
         "mayfly_certificates_issued_total",
         "Certificates issued and recorded, by profile"
     );

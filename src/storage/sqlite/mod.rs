@@ -1267,25 +1267,43 @@ fn eab_key(c: &Connection, id: &str) -> StoreResult<EabKey> {
 
 /// Several authorizations with their challenges, in the order of `ids`.
 fn authorizations(c: &Connection, ids: &[String]) -> StoreResult<Vec<Authorization>> {
-    // SQLite has no array parameters; json_each turns one JSON array into rows.
-    let ids_json = to_json(ids)?;
+    // One placeholder per id: SQLite probes the primary key for each. (`IN (SELECT value
+    // FROM json_each(?))` built a temporary index per query, a third of a read's cost.)
+    let placeholders = placeholders(ids.len());
     let found = all(
         c,
-        "SELECT id, account_id, identifier, expires, created_at, deactivated \
-         FROM authorizations WHERE id IN (SELECT value FROM json_each(?))",
-        [&ids_json],
+        &format!(
+            "SELECT id, account_id, identifier, expires, created_at, deactivated \
+             FROM authorizations WHERE id IN ({placeholders})"
+        ),
+        rusqlite::params_from_iter(ids),
         |r| rows::authorization(r),
     )?;
     let challenges = all(
         c,
-        "SELECT id, authorization_id, kind, token, status, validated_at, error, \
-         token_identity FROM challenges \
-         WHERE authorization_id IN (SELECT value FROM json_each(?)) \
-         ORDER BY authorization_id, position",
-        [&ids_json],
+        &format!(
+            "SELECT id, authorization_id, kind, token, status, validated_at, error, \
+             token_identity FROM challenges WHERE authorization_id IN ({placeholders}) \
+             ORDER BY authorization_id, position"
+        ),
+        rusqlite::params_from_iter(ids),
         |r| rows::challenge(r),
     )?;
     rows::with_challenges(ids, found, challenges)
+}
+
+/// `?, ?, …` for `n` values (at least one, so that an empty list matches nothing). The
+/// statement cache keys on the text, so each count is prepared once.
+fn placeholders(n: usize) -> String {
+    if n == 0 {
+        // No value: NULL matches nothing.
+        return "NULL".to_owned();
+    }
+    let mut out = String::from("?");
+    for _ in 1..n {
+        out.push_str(", ?");
+    }
+    out
 }
 
 /// An account's columns, encoded before the write is queued.
