@@ -54,6 +54,19 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// The row `sql` finds for `key` (its one parameter), decoded; `NotFound` if none.
+    async fn read_one<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        key: &str,
+        decode: fn(&Row<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let key = key.to_owned();
+        self.engine.read(move |c| one(c, sql, [&key], decode)).await
+    }
+}
+
 impl Columns for Row<'_> {
     fn text(&self, column: &str) -> StoreResult<String> {
         Ok(self.get(column)?)
@@ -238,33 +251,23 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, id: &str) -> StoreResult<Account> {
-        let id = id.to_owned();
-        self.engine
-            .read(move |c| {
-                one(
-                    c,
-                    "SELECT id, key_thumbprint, jwk, contact, status, created_at, provisioner \
-                     FROM accounts WHERE id = ?",
-                    [&id],
-                    |r| rows::account(r),
-                )
-            })
-            .await
+        self.read_one(
+            "SELECT id, key_thumbprint, jwk, contact, status, created_at, provisioner \
+             FROM accounts WHERE id = ?",
+            id,
+            |r| rows::account(r),
+        )
+        .await
     }
 
     async fn account_by_thumbprint(&self, thumbprint: &str) -> StoreResult<Account> {
-        let thumbprint = thumbprint.to_owned();
-        self.engine
-            .read(move |c| {
-                one(
-                    c,
-                    "SELECT id, key_thumbprint, jwk, contact, status, created_at, provisioner \
-                     FROM accounts WHERE key_thumbprint = ?",
-                    [&thumbprint],
-                    |r| rows::account(r),
-                )
-            })
-            .await
+        self.read_one(
+            "SELECT id, key_thumbprint, jwk, contact, status, created_at, provisioner \
+             FROM accounts WHERE key_thumbprint = ?",
+            thumbprint,
+            |r| rows::account(r),
+        )
+        .await
     }
 
     // --- Accounts (issue 3) ---
@@ -290,15 +293,13 @@ impl Store for SqliteStore {
         let id = id.to_owned();
         self.engine
             .write(move |c| {
-                let moved = execute(
+                guarded(
                     c,
                     "UPDATE accounts SET status = 'deactivated' WHERE id = ? AND status = 'valid'",
                     [&id],
-                )? == 1;
-                if !moved {
-                    exists(c, "SELECT 1 FROM accounts WHERE id = ?", &id)?;
-                }
-                Ok(moved)
+                    "SELECT 1 FROM accounts WHERE id = ?",
+                    &id,
+                )
             })
             .await
     }
@@ -320,16 +321,14 @@ impl Store for SqliteStore {
             .write(move |c| {
                 // The unique index on key_thumbprint turns "the new key is in use" into
                 // Conflict.
-                let changed = execute(
+                guarded(
                     c,
                     "UPDATE accounts SET key_thumbprint = ?, jwk = ? \
                      WHERE id = ? AND key_thumbprint = ?",
                     params![new, jwk, id, old],
-                )? == 1;
-                if !changed {
-                    exists(c, "SELECT 1 FROM accounts WHERE id = ?", &id)?;
-                }
-                Ok(changed)
+                    "SELECT 1 FROM accounts WHERE id = ?",
+                    &id,
+                )
             })
             .await
     }
@@ -435,15 +434,13 @@ impl Store for SqliteStore {
         let id = id.to_owned();
         self.engine
             .write(move |c| {
-                let revoked = execute(
+                guarded(
                     c,
                     "UPDATE eab_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                     params![secs(at), id],
-                )? == 1;
-                if !revoked {
-                    exists(c, "SELECT 1 FROM eab_keys WHERE id = ?", &id)?;
-                }
-                Ok(revoked)
+                    "SELECT 1 FROM eab_keys WHERE id = ?",
+                    &id,
+                )
             })
             .await
     }
@@ -555,18 +552,13 @@ impl Store for SqliteStore {
     }
 
     async fn challenge(&self, id: &str) -> StoreResult<Challenge> {
-        let id = id.to_owned();
-        self.engine
-            .read(move |c| {
-                one(
-                    c,
-                    "SELECT id, authorization_id, kind, token, status, validated_at, error, \
-                     token_identity FROM challenges WHERE id = ?",
-                    [&id],
-                    |r| rows::challenge(r),
-                )
-            })
-            .await
+        self.read_one(
+            "SELECT id, authorization_id, kind, token, status, validated_at, error, \
+             token_identity FROM challenges WHERE id = ?",
+            id,
+            |r| rows::challenge(r),
+        )
+        .await
     }
 
     async fn valid_authorization(
@@ -620,7 +612,7 @@ impl Store for SqliteStore {
         self.engine
             .write(move |c| {
                 // Guarded on the old status, so of two racing requests exactly one moves it.
-                let moved = execute(
+                guarded(
                     c,
                     "UPDATE challenges SET status = ?, validated_at = ?, error = ? \
                      WHERE id = ? AND status = ?",
@@ -631,11 +623,9 @@ impl Store for SqliteStore {
                         id,
                         from.as_str()
                     ],
-                )? == 1;
-                if !moved {
-                    exists(c, "SELECT 1 FROM challenges WHERE id = ?", &id)?;
-                }
-                Ok(moved)
+                    "SELECT 1 FROM challenges WHERE id = ?",
+                    &id,
+                )
             })
             .await
     }
@@ -651,7 +641,7 @@ impl Store for SqliteStore {
         self.engine
             .write(move |c| {
                 // Guarded on the old status, as transition_challenge.
-                let moved = execute(
+                guarded(
                     c,
                     "UPDATE challenges SET status = ?, validated_at = ?, token_identity = ?, \
                      error = NULL WHERE id = ? AND status = ?",
@@ -662,11 +652,9 @@ impl Store for SqliteStore {
                         id,
                         from.as_str()
                     ],
-                )? == 1;
-                if !moved {
-                    exists(c, "SELECT 1 FROM challenges WHERE id = ?", &id)?;
-                }
-                Ok(moved)
+                    "SELECT 1 FROM challenges WHERE id = ?",
+                    &id,
+                )
             })
             .await
     }
@@ -675,16 +663,14 @@ impl Store for SqliteStore {
         let order_id = order_id.to_owned();
         self.engine
             .write(move |c| {
-                let began = execute(
+                guarded(
                     c,
                     "UPDATE orders SET processing_since = ? WHERE id = ? \
                      AND processing_since IS NULL AND certificate_id IS NULL AND error IS NULL",
                     params![secs(at), order_id],
-                )? == 1;
-                if !began {
-                    exists(c, "SELECT 1 FROM orders WHERE id = ?", &order_id)?;
-                }
-                Ok(began)
+                    "SELECT 1 FROM orders WHERE id = ?",
+                    &order_id,
+                )
             })
             .await
     }
@@ -714,52 +700,37 @@ impl Store for SqliteStore {
     }
 
     async fn certificate(&self, id: &str) -> StoreResult<Certificate> {
-        let id = id.to_owned();
-        self.engine
-            .read(move |c| {
-                one(
-                    c,
-                    "SELECT id, order_id, account_id, serial, chain_pem, not_before, not_after, \
-                     created_at FROM certificates WHERE id = ?",
-                    [&id],
-                    |r| rows::certificate(r),
-                )
-            })
-            .await
+        self.read_one(
+            "SELECT id, order_id, account_id, serial, chain_pem, not_before, not_after, \
+             created_at FROM certificates WHERE id = ?",
+            id,
+            |r| rows::certificate(r),
+        )
+        .await
     }
 
     // Revocation and CRLs.
     async fn certificate_by_serial(&self, serial: &str) -> StoreResult<Certificate> {
-        let serial = serial.to_owned();
-        self.engine
-            .read(move |c| {
-                one(
-                    c,
-                    "SELECT id, order_id, account_id, serial, chain_pem, not_before, not_after, \
-                     created_at FROM certificates WHERE serial = ?",
-                    [&serial],
-                    |r| rows::certificate(r),
-                )
-            })
-            .await
+        self.read_one(
+            "SELECT id, order_id, account_id, serial, chain_pem, not_before, not_after, \
+             created_at FROM certificates WHERE serial = ?",
+            serial,
+            |r| rows::certificate(r),
+        )
+        .await
     }
 
     // --- ACME Renewal Information (RFC 9773), issue 4 ---
 
     async fn renewal_state(&self, serial: &str) -> StoreResult<RenewalState> {
-        let serial = serial.to_owned();
-        self.engine
-            .read(move |c| {
-                one(
-                    c,
-                    "SELECT id, order_id, account_id, serial, chain_pem, not_before, not_after, \
-                     created_at, revoked_at, replaced_by_order, renewal_window_start, \
-                     renewal_window_end FROM certificates WHERE serial = ?",
-                    [&serial],
-                    |r| rows::renewal_state(r),
-                )
-            })
-            .await
+        self.read_one(
+            "SELECT id, order_id, account_id, serial, chain_pem, not_before, not_after, \
+             created_at, revoked_at, replaced_by_order, renewal_window_start, \
+             renewal_window_end FROM certificates WHERE serial = ?",
+            serial,
+            |r| rows::renewal_state(r),
+        )
+        .await
     }
 
     async fn insert_replacing_order(
@@ -1035,19 +1006,14 @@ impl Store for SqliteStore {
     }
 
     async fn certificate_record(&self, serial: &str) -> StoreResult<CertificateRecord> {
-        let serial = serial.to_owned();
-        self.engine
-            .read(move |c| {
-                one(
-                    c,
-                    "SELECT c.id, c.order_id, c.account_id, c.serial, c.chain_pem, c.not_before, \
-                     c.not_after, c.created_at, c.revoked_at, c.revocation_reason, o.identifiers \
-                     FROM certificates c JOIN orders o ON o.id = c.order_id WHERE c.serial = ?1",
-                    [&serial],
-                    |r| rows::certificate_record(r),
-                )
-            })
-            .await
+        self.read_one(
+            "SELECT c.id, c.order_id, c.account_id, c.serial, c.chain_pem, c.not_before, \
+             c.not_after, c.created_at, c.revoked_at, c.revocation_reason, o.identifiers \
+             FROM certificates c JOIN orders o ON o.id = c.order_id WHERE c.serial = ?1",
+            serial,
+            |r| rows::certificate_record(r),
+        )
+        .await
     }
 
     async fn certificate_counts(&self, now: OffsetDateTime) -> StoreResult<CertificateCounts> {
@@ -1475,6 +1441,22 @@ impl OrderRows {
     }
 }
 
+/// A guarded update (`… WHERE id = ? AND <guard>`): whether it changed the row; `NotFound` if
+/// `exists_sql` finds no row `id` either.
+fn guarded(
+    c: &Connection,
+    sql: &str,
+    params: impl Params,
+    exists_sql: &str,
+    id: &str,
+) -> StoreResult<bool> {
+    let changed = execute(c, sql, params)? == 1;
+    if !changed {
+        exists(c, exists_sql, id)?;
+    }
+    Ok(changed)
+}
+
 /// `NotFound` unless `sql` (a `SELECT 1 … WHERE id = ?`) finds a row: tells "someone else got
 /// there first" (`Ok(false)`) apart from "no such row" after a guarded update changed nothing.
 fn exists(c: &Connection, sql: &str, id: &str) -> StoreResult<()> {
@@ -1515,16 +1497,14 @@ fn complete_order_rows(c: &Connection, certificate: &Certificate) -> StoreResult
 /// The guarded update of `revoke_certificate`; `NotFound` if there is no such certificate.
 fn revoke_rows(c: &Connection, id: &str, reason: u8, at: OffsetDateTime) -> StoreResult<bool> {
     // Guarded on revoked_at, so of two racing revocations exactly one records its reason.
-    let revoked = execute(
+    guarded(
         c,
         "UPDATE certificates SET revoked_at = ?, revocation_reason = ? \
          WHERE id = ? AND revoked_at IS NULL",
         params![secs(at), i64::from(reason), id],
-    )? == 1;
-    if !revoked {
-        exists(c, "SELECT 1 FROM certificates WHERE id = ?", id)?;
-    }
-    Ok(revoked)
+        "SELECT 1 FROM certificates WHERE id = ?",
+        id,
+    )
 }
 
 // --- audit log and rate limits (issue 7) ---
