@@ -122,6 +122,9 @@ impl Target {
                 connection.pragma_update(None, "synchronous", "FULL")?;
                 connection.pragma_update(None, "foreign_keys", true)?;
                 connection.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+                // Each write runs in a savepoint, whose journal would otherwise be a temporary
+                // file created and deleted for every batch.
+                connection.pragma_update(None, "temp_store", "MEMORY")?;
             }
             Role::Reader => {
                 connection.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
