@@ -1,6 +1,5 @@
 //! Responding to challenges (RFC 8555 §7.5.1). Validation runs in the background, bounded by
-//! the validator, and the answer waits a bounded time for it; its outcome is recorded with a
-//! conditional update.
+//! the validator; its outcome is recorded with a conditional update.
 
 use crate::acme::{AuthorizationStatus, ChallengeStatus, Problem};
 use crate::jose::{Jwk, key_authorization};
@@ -33,8 +32,8 @@ impl Authority {
     }
 
     /// The client says the challenge is ready. A pending challenge moves to `processing`
-    /// and is validated in the background, and the answer waits up to `answer_within` for the
-    /// outcome; any other state is returned as it is, so a repeated POST is harmless.
+    /// and is validated in the background; any other state is returned as it is, so a
+    /// repeated POST is harmless.
     pub async fn respond_to_challenge(
         &self,
         account: &Account,
@@ -99,17 +98,11 @@ impl Authority {
             let identifier = authz.identifier.clone();
             let background = challenge.clone();
             let account = account.clone();
-            let validation = tokio::spawn(async move {
+            tokio::spawn(async move {
                 authority
                     .validate_and_record(background, identifier, key_authorization, account)
                     .await;
             });
-            // RFC 8555 §7.5.1 lets the answer carry `processing` or the outcome. A validation
-            // that ends soon is answered with its outcome, which saves the client its polls;
-            // past the bound it goes on in the background (dropping the handle detaches it).
-            if !self.settings.answer_within.is_zero() {
-                let _ = tokio::time::timeout(self.settings.answer_within, validation).await;
-            }
         }
         found(self.store.challenge(&challenge.id).await, "challenge")
     }
