@@ -305,6 +305,9 @@ pub struct ValidationConfig {
     pub timeout: HumanDuration,
     /// Validations in flight at once.
     pub max_concurrent: usize,
+    /// How long the challenge POST waits for its validation before it answers `processing`;
+    /// `0s` answers at once.
+    pub answer_within: HumanDuration,
 }
 
 impl Default for ValidationConfig {
@@ -315,6 +318,7 @@ impl Default for ValidationConfig {
             tls_alpn01_port: 443,
             timeout: HumanDuration::seconds(10),
             max_concurrent: 32,
+            answer_within: HumanDuration::seconds(1),
         }
     }
 }

@@ -47,13 +47,19 @@ struct Answer {
 }
 
 impl Harness {
-    /// `http01_port`: where http-01 connects; `timeout`: the bound on one validation.
-    async fn new(http01_port: u16, timeout: HumanDuration) -> Harness {
+    /// `http01_port`: where http-01 connects; `timeout`: the bound on one validation;
+    /// `answer_within`: how long a challenge POST waits for its validation.
+    async fn new(
+        http01_port: u16,
+        timeout: HumanDuration,
+        answer_within: HumanDuration,
+    ) -> Harness {
         let data_dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.server.data_dir = data_dir.path().to_owned();
         config.validation.http01_port = http01_port;
         config.validation.timeout = timeout;
+        config.validation.answer_within = answer_within;
         mayfly::app::ensure_ca(&config, None).unwrap();
         let issuer = Issuer::load(data_dir.path(), None).unwrap();
         let store = mayfly::storage::connect("sqlite::memory:", 1)
@@ -240,7 +246,7 @@ fn challenge_types(authz: &Value) -> Vec<String> {
 
 /// Default harness: http-01 goes nowhere useful, validations are bounded by 5 s.
 async fn harness() -> Harness {
-    Harness::new(1, HumanDuration::seconds(5)).await
+    Harness::new(1, HumanDuration::seconds(5), HumanDuration::seconds(1)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,6 +379,74 @@ async fn dns01_success_makes_the_order_ready_and_a_wildcard_is_issued() {
         .collect();
     names.sort();
     assert_eq!(names, ["*.wild.test", "wild.test"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validation_that_passes_within_answer_within_is_answered_valid_a_failure_processing() {
+    let h = harness().await;
+    let mut client = h.client().await;
+    let (order_url, order) = h.new_order(&mut client, &[("dns", "quick.test")]).await;
+    let (authz_url, authz) = h.first_authz(&mut client, &order).await;
+    let token = challenge(&authz, "dns-01")["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    h.publish_txt(&client, "quick.test", &token);
+    let (_, answer) = h.respond(&mut client, &authz, "dns-01").await;
+    assert_eq!(answer.body["status"], "valid", "{}", answer.body);
+    assert!(answer.body["validated"].is_string(), "{}", answer.body);
+    assert!(answer.headers.get("retry-after").is_none());
+    // No poll needed: the authorization and the order have moved already.
+    assert_eq!(h.fetch(&mut client, &authz_url).await["status"], "valid");
+    assert_eq!(h.fetch(&mut client, &order_url).await["status"], "ready");
+
+    // A quick failure is not answered with its outcome: clients such as instant-acme take an
+    // `invalid` challenge in this answer for a failed request. The poll finds it.
+    let (_, order) = h.new_order(&mut client, &[("dns", "wrong.test")]).await;
+    let (authz_url, authz) = h.first_authz(&mut client, &order).await;
+    h.resolver
+        .set_txt("_acme-challenge.wrong.test", vec!["not-the-digest".into()]);
+    let (url, answer) = h.respond(&mut client, &authz, "dns-01").await;
+    assert_eq!(answer.body["status"], "processing", "{}", answer.body);
+    assert!(answer.body.get("error").is_none(), "{}", answer.body);
+    assert_eq!(header(&answer.headers, "retry-after"), "1");
+    // The validation has already ended: the first poll sees it.
+    let polled = h.fetch(&mut client, &url).await;
+    assert_eq!(polled["status"], "invalid", "{polled}");
+    assert_eq!(
+        polled["error"]["type"],
+        "urn:ietf:params:acme:error:incorrectResponse"
+    );
+    assert_eq!(h.fetch(&mut client, &authz_url).await["status"], "invalid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validation_slower_than_answer_within_is_answered_processing_and_goes_on() {
+    let h = Harness::new(
+        silent_target().await,
+        HumanDuration::seconds(3),
+        HumanDuration::seconds(1),
+    )
+    .await;
+    h.resolver
+        .insert("slow.test", vec!["127.0.0.1".parse().unwrap()]);
+    let mut client = h.client().await;
+    let (_, order) = h.new_order(&mut client, &[("dns", "slow.test")]).await;
+    let (_, authz) = h.first_authz(&mut client, &order).await;
+    let started = Instant::now();
+    let (url, answer) = h.respond(&mut client, &authz, "http-01").await;
+    let waited = started.elapsed();
+    assert_eq!(answer.body["status"], "processing", "{}", answer.body);
+    assert_eq!(header(&answer.headers, "retry-after"), "1");
+    assert!(waited >= Duration::from_secs(1), "{waited:?}");
+    // Dropping the wait did not stop the validation: it ends at its own timeout.
+    let settled = h.settled(&mut client, &url).await;
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert_eq!(settled["status"], "invalid", "{settled}");
+    assert_eq!(
+        settled["error"]["type"],
+        "urn:ietf:params:acme:error:connection"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -601,7 +675,13 @@ async fn silent_target() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_target_does_not_block_other_validations_nor_a_second_challenge() {
-    let h = Harness::new(silent_target().await, HumanDuration::seconds(2)).await;
+    // The answer does not wait, so the test sees the validation running.
+    let h = Harness::new(
+        silent_target().await,
+        HumanDuration::seconds(2),
+        HumanDuration::seconds(0),
+    )
+    .await;
     h.resolver
         .insert("slow.test", vec!["127.0.0.1".parse().unwrap()]);
     let mut client = h.client().await;

@@ -1,5 +1,6 @@
 //! Responding to challenges (RFC 8555 §7.5.1). Validation runs in the background, bounded by
-//! the validator; its outcome is recorded with a conditional update.
+//! the validator, and the answer waits a bounded time for it; its outcome is recorded with a
+//! conditional update.
 
 use crate::acme::{AuthorizationStatus, ChallengeStatus, Problem};
 use crate::jose::{Jwk, key_authorization};
@@ -32,8 +33,8 @@ impl Authority {
     }
 
     /// The client says the challenge is ready. A pending challenge moves to `processing`
-    /// and is validated in the background; any other state is returned as it is, so a
-    /// repeated POST is harmless.
+    /// and is validated in the background, and the answer waits up to `answer_within` for it
+    /// to pass; any other state is returned as it is, so a repeated POST is harmless.
     pub async fn respond_to_challenge(
         &self,
         account: &Account,
@@ -98,10 +99,29 @@ impl Authority {
             let identifier = authz.identifier.clone();
             let background = challenge.clone();
             let account = account.clone();
-            tokio::spawn(async move {
+            let validation = tokio::spawn(async move {
                 authority
                     .validate_and_record(background, identifier, key_authorization, account)
                     .await;
+            });
+            // RFC 8555 §7.5.1 lets the answer carry `processing` or the outcome. A validation
+            // that passes soon is answered `valid`, which saves the client its polls; past the
+            // bound it goes on in the background (dropping the handle detaches it). A failure
+            // is left for the poll to find: instant-acme, for one, takes an `invalid`
+            // challenge in this answer for a failed request, not for a failed validation.
+            if !self.settings.answer_within.is_zero()
+                && tokio::time::timeout(self.settings.answer_within, validation)
+                    .await
+                    .is_ok()
+            {
+                let outcome = found(self.store.challenge(&challenge.id).await, "challenge")?;
+                if outcome.status == ChallengeStatus::Valid {
+                    return Ok(outcome);
+                }
+            }
+            return Ok(Challenge {
+                status: ChallengeStatus::Processing,
+                ..challenge
             });
         }
         found(self.store.challenge(&challenge.id).await, "challenge")

@@ -76,6 +76,8 @@ pub struct Settings {
     pub base_url: String,
     /// Per-hour limits (`[rate_limits]`, issue 7).
     pub rate_limits: crate::config::RateLimitsConfig,
+    /// How long a challenge POST waits for its validation (`validation.answer_within`).
+    pub answer_within: std::time::Duration,
 }
 
 impl Settings {
@@ -90,6 +92,7 @@ impl Settings {
             caa_identities: config.acme.caa_identities.clone(),
             base_url: config.base_url(),
             rate_limits: config.rate_limits.clone(),
+            answer_within: config.validation.answer_within.as_std(),
         }
     }
 }
