@@ -36,8 +36,10 @@ impl Authority {
         loop {
             let purged = self.store.purge_expired(before, PURGE_BATCH).await?;
             total.orders += purged.orders;
+            total.retained += purged.retained;
             total.authorizations += purged.authorizations;
             if purged.orders < u64::from(PURGE_BATCH)
+                && purged.retained < u64::from(PURGE_BATCH)
                 && purged.authorizations < u64::from(PURGE_BATCH)
             {
                 return Ok(total);

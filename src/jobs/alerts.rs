@@ -105,14 +105,19 @@ impl Alerts {
 
     /// Reports every overdue certificate not reported yet; stops at the first alert that
     /// cannot be delivered (the webhook is down: the next run tries again). Deliveries can
-    /// be slow, so the lease is renewed before each; if it was lost, another replica has the
-    /// job and this one stops.
+    /// be slow, so the lease is renewed before each (before each batch when alerts are only
+    /// logged); if it was lost, another replica has the job and this one stops.
     pub async fn run(&self, authority: &Authority, lease: &super::Lease<'_>) -> anyhow::Result<()> {
         loop {
             let overdue = authority.overdue_renewals(BATCH).await?;
             let full = overdue.len() == BATCH as usize;
+            // A delivery can be slow, so the lease is renewed before each; a log line is not,
+            // so without a webhook once per batch is enough (a lease renewal is a write).
+            if self.webhook.is_none() && !lease.hold().await {
+                anyhow::bail!("the job's lease went to another replica");
+            }
             for certificate in &overdue {
-                if !lease.hold().await {
+                if self.webhook.is_some() && !lease.hold().await {
                     anyhow::bail!("the job's lease went to another replica");
                 }
                 let alert = self.alert(certificate);

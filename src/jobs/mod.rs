@@ -121,6 +121,7 @@ impl Jobs {
             rate_limit_events,
             orders = purged.orders,
             authorizations = purged.authorizations,
+            authorizations_retained = purged.retained,
             "purged expired records"
         );
         Ok(())

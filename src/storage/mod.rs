@@ -488,10 +488,12 @@ pub trait Store: Send + Sync + 'static {
     // --- end of audit log and rate limits ---
 }
 
-/// What one `purge_expired` call deleted.
+/// What one `purge_expired` call deleted, and the expired authorizations it kept because an
+/// order still uses them (each is looked at once, until that order is purged).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Purged {
     pub orders: u64,
+    pub retained: u64,
     pub authorizations: u64,
 }
 

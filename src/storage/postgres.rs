@@ -71,6 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "jobs",
         include_str!("../../migrations/postgres/0010_jobs.sql"),
     ),
+    (
+        11,
+        "purge_candidates",
+        include_str!("../../migrations/postgres/0011_purge_candidates.sql"),
+    ),
 ];
 
 /// Multi-statement reads see one snapshot, e.g. an order and its authorization list.
@@ -882,7 +887,7 @@ impl Store for PostgresStore {
 
     async fn purge_expired(&self, before: OffsetDateTime, batch: u32) -> StoreResult<Purged> {
         let mut tx = self.pool.begin().await?;
-        let mut deleted = [0u64; 5];
+        let mut deleted = [0u64; 7];
         for (n, statement) in jobs_sql::PURGE.iter().enumerate() {
             deleted[n] = sqlx::query(statement.as_str())
                 .bind(secs(before))
@@ -893,8 +898,9 @@ impl Store for PostgresStore {
         }
         tx.commit().await?;
         Ok(Purged {
-            orders: deleted[2],
-            authorizations: deleted[4],
+            orders: deleted[jobs_sql::PURGE_ORDERS_COUNTED],
+            retained: deleted[jobs_sql::PURGE_RETAINED_COUNTED],
+            authorizations: deleted[jobs_sql::PURGE_AUTHORIZATIONS_COUNTED],
         })
     }
 

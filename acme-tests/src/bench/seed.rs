@@ -13,9 +13,14 @@
 //! one authorization for one DNS name with the three challenges Mayfly offers (http-01 valid,
 //! dns-01 and tls-alpn-01 pending), the order-authorization link, and the certificate row with
 //! a real PEM chain (a P-256 leaf and an intermediate, about 1.3 kB) and a unique serial.
-//! One account (a real P-256 JWK) owns `certificates_per_account` certificates. Creation times
-//! are spread evenly over the last `spread` (30 days by default), so most rows have expired,
-//! as in a CA that has run for a while.
+//! Creation times are spread evenly over the last `spread` (30 days by default), so most rows
+//! have expired, as in a CA that has run for a while.
+//!
+//! And as in such a CA, names are renewed: each name gets a new certificate every half
+//! lifetime (80 hours) over the spread, by the same account, so only the newest certificate of
+//! each name is live and not yet renewed, and none is overdue. One account (a real P-256 JWK)
+//! owns the names of about `certificates_per_account` certificates. Expired authorizations of
+//! issued orders are no purge candidates (migration 0011), as the purge would have left them.
 
 use std::fmt;
 use std::path::Path;
@@ -120,17 +125,21 @@ pub async fn seed(options: &SeedOptions) -> Result<SeedSummary> {
         rows: 0,
         elapsed: Duration::ZERO,
     };
-    let mut account_id = String::new();
+    let chains = Chains::new(total, spread, per_account);
+    let mut accounts = Vec::new();
     let mut first = 0;
     while first < total {
         let last = (first + options.batch.max(1)).min(total);
         let mut rows = Rows::default();
         for index in first..last {
-            if index.is_multiple_of(per_account) {
-                account_id = random_id();
-                rows.account(&account_id, created_at(now, spread, index, total))?;
+            let (name, account) = chains.of(index);
+            if account == accounts.len() as u64 {
+                let id = random_id();
+                rows.account(&id, created_at(now, spread, index, total))?;
+                accounts.push(id);
             }
-            rows.certificate(&account_id, index, created_at(now, spread, index, total))?;
+            let account_id = &accounts[usize::try_from(account)?];
+            rows.certificate(account_id, name, created_at(now, spread, index, total), now)?;
         }
         summary.accounts += rows.accounts.len() as u64;
         summary.rows += rows.write(&mut connection, &chain_pem).await?;
@@ -143,6 +152,29 @@ pub async fn seed(options: &SeedOptions) -> Result<SeedSummary> {
     connection.close().await?;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Which name and which account each certificate is for: certificate `index` renews name
+/// `index % names`, so the names' generations follow one another, a half lifetime apart.
+struct Chains {
+    names: u64,
+    names_per_account: u64,
+}
+
+impl Chains {
+    fn new(total: u64, spread: i64, certificates_per_account: u64) -> Self {
+        let generations = (spread / (CERTIFICATE_LIFETIME / 2)).max(1).unsigned_abs();
+        Chains {
+            names: total.div_ceil(generations).max(1),
+            names_per_account: (certificates_per_account / generations).max(1),
+        }
+    }
+
+    /// The name and the account of certificate `index`.
+    fn of(&self, index: u64) -> (u64, u64) {
+        let name = index % self.names;
+        (name, name / self.names_per_account)
+    }
 }
 
 /// Certificate `index` of `total` was created `spread` seconds ago for the first, now for
@@ -165,6 +197,8 @@ struct CertificateRows {
     account_id: String,
     order_id: String,
     authorization_id: String,
+    /// Whether the purge would still look at the authorization (migration 0011).
+    purge_candidate: bool,
     certificate_id: String,
     challenge_ids: [String; 3],
     tokens: [String; 3],
@@ -194,8 +228,14 @@ impl Rows {
         Ok(())
     }
 
-    fn certificate(&mut self, account_id: &str, index: u64, created_at: i64) -> Result<()> {
-        let identifier = Identifier::parse("dns", &format!("host{index}.seed.example"))
+    fn certificate(
+        &mut self,
+        account_id: &str,
+        name: u64,
+        created_at: i64,
+        now: i64,
+    ) -> Result<()> {
+        let identifier = Identifier::parse("dns", &format!("host{name}.seed.example"))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut serial = random_bytes::<16>();
         // Mayfly's serials never start with a zero digit (issuer::serial_hex).
@@ -205,6 +245,7 @@ impl Rows {
             account_id: account_id.to_owned(),
             order_id: random_id(),
             authorization_id: random_id(),
+            purge_candidate: created_at + PENDING_LIFETIME >= now,
             certificate_id: random_id(),
             challenge_ids: [random_id(), random_id(), random_id()],
             tokens: [random_id(), random_id(), random_id()],
@@ -268,7 +309,7 @@ async fn insert_chunk(
 
     let mut authorizations = QueryBuilder::<Sqlite>::new(
         "INSERT INTO authorizations (id, account_id, identifier, expires, created_at, \
-         deactivated) ",
+         deactivated, purge_candidate) ",
     );
     authorizations.push_values(chunk, |mut row, c| {
         row.push_bind(&c.authorization_id)
@@ -276,7 +317,8 @@ async fn insert_chunk(
             .push_bind(&c.identifier)
             .push_bind(c.created_at + PENDING_LIFETIME)
             .push_bind(c.created_at)
-            .push_bind(false);
+            .push_bind(false)
+            .push_bind(i64::from(c.purge_candidate));
     });
     rows += authorizations
         .build()
@@ -373,6 +415,22 @@ mod tests {
         assert_eq!(created_at(now, spread, 0, 1), now);
     }
 
+    #[test]
+    fn names_are_renewed_every_half_lifetime_by_one_account() {
+        let spread = 30 * 24 * 3600;
+        let chains = Chains::new(900, spread, 20);
+        // 9 generations of 80 hours in 30 days: 100 names, 2 per account.
+        assert_eq!((chains.names, chains.names_per_account), (100, 2));
+        assert_eq!(chains.of(0), (0, 0));
+        assert_eq!(chains.of(1), (1, 0));
+        assert_eq!(chains.of(2), (2, 1));
+        assert_eq!(chains.of(100), (0, 0));
+        assert_eq!(chains.of(899), (99, 49));
+        let now = 10_000_000;
+        let step = created_at(now, spread, 105, 900) - created_at(now, spread, 5, 900);
+        assert_eq!(step, CERTIFICATE_LIFETIME / 2);
+    }
+
     #[tokio::test]
     async fn seeds_rows_the_store_can_read() -> Result<()> {
         let dir = tempfile::tempdir()?;
@@ -398,6 +456,14 @@ mod tests {
         let certificate = store.certificate_by_serial(&serial).await?;
         assert_eq!(Some(certificate.id), order.certificate_id);
         assert!(certificate.chain_pem.contains("BEGIN CERTIFICATE"));
+        // 45 certificates in 9 generations: 5 names, each renewed by one account.
+        let names: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT COUNT(DISTINCT identifiers), COUNT(DISTINCT identifiers || account_id) \
+             FROM orders",
+        )
+        .fetch_all(&mut connection)
+        .await?;
+        assert_eq!(names, [(5, 5)]);
         Ok(())
     }
 }

@@ -59,6 +59,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "jobs",
         include_str!("../../../migrations/sqlite/0010_jobs.sql"),
     ),
+    (
+        11,
+        "purge_candidates",
+        include_str!("../../../migrations/sqlite/0011_purge_candidates.sql"),
+    ),
 ];
 
 /// sqlx's table, column for column.

@@ -901,13 +901,14 @@ impl Store for SqliteStore {
     async fn purge_expired(&self, before: OffsetDateTime, batch: u32) -> StoreResult<Purged> {
         self.engine
             .write(move |c| {
-                let mut deleted = [0u64; 5];
+                let mut deleted = [0u64; 7];
                 for (n, statement) in PURGE.iter().enumerate() {
                     deleted[n] = execute(c, statement, params![secs(before), i64::from(batch)])?;
                 }
                 Ok(Purged {
-                    orders: deleted[2],
-                    authorizations: deleted[4],
+                    orders: deleted[jobs_sql::PURGE_ORDERS_COUNTED],
+                    retained: deleted[jobs_sql::PURGE_RETAINED_COUNTED],
+                    authorizations: deleted[jobs_sql::PURGE_AUTHORIZATIONS_COUNTED],
                 })
             })
             .await
