@@ -17,8 +17,8 @@ pub(crate) const RELEASE_LEASE: &str = "DELETE FROM job_leases WHERE job = $1 AN
 const PURGED_ORDERS: &str = "SELECT id FROM orders WHERE certificate_id IS NULL \
      AND expires < $1 ORDER BY expires, id LIMIT $2";
 
-/// The authorizations one purge batch deletes: candidates (see migration 0011) that expired
-/// and that no order uses any more.
+/// The authorizations one purge batch deletes: candidates (migration 0011_purge_scale) that
+/// expired and that no order uses any more.
 const PURGED_AUTHORIZATIONS: &str = "SELECT a.id FROM authorizations a \
      WHERE a.purge_candidate = 1 AND a.expires < $1 \
      AND NOT EXISTS (SELECT 1 FROM order_authorizations oa WHERE oa.authorization_id = a.id) \

@@ -73,8 +73,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         11,
-        "purge_candidates",
-        include_str!("../../migrations/postgres/0011_purge_candidates.sql"),
+        "purge_scale",
+        include_str!("../../migrations/postgres/0011_purge_scale.sql"),
     ),
 ];
 

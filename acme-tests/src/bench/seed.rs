@@ -20,7 +20,8 @@
 //! lifetime (80 hours) over the spread, by the same account, so only the newest certificate of
 //! each name is live and not yet renewed, and none is overdue. One account (a real P-256 JWK)
 //! owns the names of about `certificates_per_account` certificates. Expired authorizations of
-//! issued orders are no purge candidates (migration 0011), as the purge would have left them.
+//! issued orders are no purge candidates (migration 0011_purge_scale), as the purge would
+//! have left them.
 
 use std::fmt;
 use std::path::Path;
@@ -197,7 +198,7 @@ struct CertificateRows {
     account_id: String,
     order_id: String,
     authorization_id: String,
-    /// Whether the purge would still look at the authorization (migration 0011).
+    /// Whether the purge would still look at the authorization (migration 0011_purge_scale).
     purge_candidate: bool,
     certificate_id: String,
     challenge_ids: [String; 3],

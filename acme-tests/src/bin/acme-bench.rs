@@ -98,6 +98,10 @@ struct Cli {
     /// With --spawn mayfly: use (and keep) this data directory instead of a fresh one.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Seconds to wait after a spawned server is up before the run starts, so that its
+    /// start-up work (Mayfly's first round of periodic jobs) is not counted in the run.
+    #[arg(long, default_value_t = 0.0)]
+    settle: f64,
 }
 
 fn key_value(text: &str) -> Result<(String, String), String> {
@@ -130,6 +134,9 @@ async fn main() -> Result<()> {
                     bail!(
                         "--seed with --data-dir would seed the directory again on every run; seed it once with acme-seed"
                     );
+                }
+                if cli.settle > 0.0 {
+                    tokio::time::sleep(Duration::from_secs_f64(cli.settle)).await;
                 }
                 let target = &spawned.target;
                 let mut options = options(&cli, target.directory_url.clone(), target.http01_port);
