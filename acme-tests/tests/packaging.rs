@@ -74,7 +74,13 @@ fn the_compose_file_has_two_replicas_postgres_and_a_shared_ca_volume() {
 fn the_shell_scripts_pass_shellcheck() {
     run(
         "shellcheck",
-        &["docker/entrypoint.sh", "acme-tests/run", ".ci/run"],
+        &[
+            "docker/entrypoint.sh",
+            "acme-tests/run",
+            ".ci/run",
+            "acme-tests/bench/run-ab",
+            "acme-tests/bench/run-replicas",
+        ],
     );
 }
 
