@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Postgres, SqlSafeStr, Transaction};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Postgres, Row, SqlSafeStr, Transaction};
 use std::str::FromStr;
 use time::{Duration, OffsetDateTime};
 
@@ -508,22 +508,18 @@ impl Store for PostgresStore {
     }
 
     async fn order(&self, id: &str) -> StoreResult<Order> {
-        let mut tx = self.pool.begin_with(BEGIN_READ).await?;
+        // One statement is one snapshot: no transaction, one round trip instead of four.
         let row = sqlx::query(
             "SELECT id, account_id, identifiers, not_before, not_after, expires, created_at, \
-             processing_since, certificate_id, error, profile, replaces FROM orders WHERE id = $1",
+             processing_since, certificate_id, error, profile, replaces, \
+             ARRAY(SELECT authorization_id FROM order_authorizations \
+                   WHERE order_id = orders.id ORDER BY position) AS authorization_ids \
+             FROM orders WHERE id = $1",
         )
         .bind(id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        let authorization_ids: Vec<String> = sqlx::query_scalar(
-            "SELECT authorization_id FROM order_authorizations \
-             WHERE order_id = $1 ORDER BY position",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let authorization_ids: Vec<String> = row.try_get("authorization_ids")?;
         rows::order(&row, authorization_ids)
     }
 
@@ -534,36 +530,32 @@ impl Store for PostgresStore {
     }
 
     async fn authorizations(&self, ids: &[String]) -> StoreResult<Vec<Authorization>> {
-        let mut tx = self.pool.begin_with(BEGIN_READ).await?;
+        // One statement, so one snapshot without a transaction: each authorization with its
+        // challenges as a JSON array in position order (one round trip instead of five).
         let authorization_rows = sqlx::query(
-            "SELECT id, account_id, identifier, expires, created_at, deactivated \
+            "SELECT id, account_id, identifier, expires, created_at, deactivated, \
+             COALESCE((SELECT json_agg(json_build_object('id', c.id, \
+                 'authorization_id', c.authorization_id, 'kind', c.kind, 'token', c.token, \
+                 'status', c.status, 'validated_at', c.validated_at, 'error', c.error, \
+                 'token_identity', c.token_identity) ORDER BY c.position) \
+               FROM challenges c WHERE c.authorization_id = authorizations.id), '[]')::text \
+               AS challenges \
              FROM authorizations WHERE id = ANY($1)",
         )
         .bind(ids)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
-        // Not a prepared statement: its generic plan, made while the table was small, was a
-        // sequential scan and a sort, kept for the connection's life as the table grew (on a
-        // fresh database under load, 14,021 scans read 66.9M rows in one 14 s run).
-        // Planned each time, it sees the table's current size and uses the index.
-        let challenge_rows = sqlx::query(
-            "SELECT id, authorization_id, kind, token, status, validated_at, error, \
-             token_identity FROM challenges WHERE authorization_id = ANY($1) \
-             ORDER BY authorization_id, position",
-        )
-        .persistent(false)
-        .bind(ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let authorizations = authorization_rows
-            .iter()
-            .map(rows::authorization)
-            .collect::<StoreResult<Vec<_>>>()?;
-        let challenges = challenge_rows
-            .iter()
-            .map(rows::challenge)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut authorizations = Vec::with_capacity(authorization_rows.len());
+        let mut challenges = Vec::new();
+        for row in &authorization_rows {
+            authorizations.push(rows::authorization(row)?);
+            let listed: Vec<serde_json::Map<String, serde_json::Value>> =
+                serde_json::from_str(&row.try_get::<String, _>("challenges")?)
+                    .map_err(|e| StoreError::Other(Box::new(e)))?;
+            for challenge in &listed {
+                challenges.push(rows::challenge(&rows::JsonColumns(challenge))?);
+            }
+        }
         rows::with_challenges(ids, authorizations, challenges)
     }
 

@@ -88,6 +88,50 @@ impl Columns for sqlx::postgres::PgRow {
     }
 }
 
+/// The columns of a row that PostgreSQL returned as a JSON object (`json_build_object`), as
+/// nested rows are: NULL is JSON `null`, integers are numbers.
+pub(crate) struct JsonColumns<'a>(pub &'a serde_json::Map<String, serde_json::Value>);
+
+impl JsonColumns<'_> {
+    fn value(&self, column: &str) -> StoreResult<&serde_json::Value> {
+        self.0
+            .get(column)
+            .ok_or_else(|| other(format!("no column {column:?} in the nested row")))
+    }
+}
+
+impl Columns for JsonColumns<'_> {
+    fn text(&self, column: &str) -> StoreResult<String> {
+        self.opt_text(column)?
+            .ok_or_else(|| other(format!("column {column:?} is NULL")))
+    }
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
+        match self.value(column)? {
+            serde_json::Value::Null => Ok(None),
+            serde_json::Value::String(text) => Ok(Some(text.clone())),
+            value => Err(other(format!("column {column:?} is not text: {value}"))),
+        }
+    }
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        self.opt_int(column)?
+            .ok_or_else(|| other(format!("column {column:?} is NULL")))
+    }
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        match self.value(column)? {
+            serde_json::Value::Null => Ok(None),
+            value => value
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| other(format!("column {column:?} is not an integer: {value}"))),
+        }
+    }
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        self.value(column)?
+            .as_bool()
+            .ok_or_else(|| other(format!("column {column:?} is not a boolean")))
+    }
+}
+
 /// Times are stored as whole Unix seconds; sub-second precision is dropped.
 pub(crate) fn secs(t: OffsetDateTime) -> i64 {
     t.unix_timestamp()
