@@ -17,24 +17,26 @@ pub(crate) const RELEASE_LEASE: &str = "DELETE FROM job_leases WHERE job = $1 AN
 const PURGED_ORDERS: &str = "SELECT id FROM orders WHERE certificate_id IS NULL \
      AND expires < $1 ORDER BY expires, id LIMIT $2";
 
-/// The authorizations one purge batch deletes: candidates (migration 0011_purge_scale) that
-/// expired and that no order uses any more.
-const PURGED_AUTHORIZATIONS: &str = "SELECT a.id FROM authorizations a \
-     WHERE a.purge_candidate = 1 AND a.expires < $1 \
-     AND NOT EXISTS (SELECT 1 FROM order_authorizations oa WHERE oa.authorization_id = a.id) \
-     ORDER BY a.expires, a.id LIMIT $2";
-
-/// Candidates that expired but that an order still uses: the batch clears their candidacy.
-const RETAINED_AUTHORIZATIONS: &str = "SELECT a.id FROM authorizations a \
-     WHERE a.purge_candidate = 1 AND a.expires < $1 \
-     AND EXISTS (SELECT 1 FROM order_authorizations oa WHERE oa.authorization_id = a.id) \
-     ORDER BY a.expires, a.id LIMIT $2";
+/// Purge candidates (migration 0011_purge_scale) that expired, and that an order still uses
+/// (`EXISTS`: the batch clears their candidacy) or that none does (`NOT EXISTS`: the batch
+/// deletes them).
+fn expired_candidates(exists: &str) -> String {
+    format!(
+        "SELECT a.id FROM authorizations a WHERE a.purge_candidate = 1 AND a.expires < $1 \
+         AND {exists} (SELECT 1 FROM order_authorizations oa WHERE oa.authorization_id = a.id) \
+         ORDER BY a.expires, a.id LIMIT $2"
+    )
+}
 
 /// One purge batch, in this order (foreign keys point from the later rows to the earlier
 /// ones). Each binds: before, batch. An authorization an issued order uses is looked at once
 /// after it expires, not on every run: the purge clears its candidacy, and only the purge of
 /// another order that used it sets it again.
 pub(crate) static PURGE: LazyLock<[String; 7]> = LazyLock::new(|| {
+    let (retained, purged) = (
+        expired_candidates("EXISTS"),
+        expired_candidates("NOT EXISTS"),
+    );
     [
         format!(
             "UPDATE certificates SET replaced_by_order = NULL WHERE replaced_by_order IN ({PURGED_ORDERS})"
@@ -45,11 +47,9 @@ pub(crate) static PURGE: LazyLock<[String; 7]> = LazyLock::new(|| {
         ),
         format!("DELETE FROM order_authorizations WHERE order_id IN ({PURGED_ORDERS})"),
         format!("DELETE FROM orders WHERE id IN ({PURGED_ORDERS})"),
-        format!(
-            "UPDATE authorizations SET purge_candidate = 0 WHERE id IN ({RETAINED_AUTHORIZATIONS})"
-        ),
-        format!("DELETE FROM challenges WHERE authorization_id IN ({PURGED_AUTHORIZATIONS})"),
-        format!("DELETE FROM authorizations WHERE id IN ({PURGED_AUTHORIZATIONS})"),
+        format!("UPDATE authorizations SET purge_candidate = 0 WHERE id IN ({retained})"),
+        format!("DELETE FROM challenges WHERE authorization_id IN ({purged})"),
+        format!("DELETE FROM authorizations WHERE id IN ({purged})"),
     ]
 });
 

@@ -371,7 +371,8 @@ impl Store for PostgresStore {
             "SELECT order_id, authorization_id FROM order_authorizations \
              WHERE order_id = ANY($1) ORDER BY order_id, position",
         )
-        // As the challenges of `authorizations`: a generic plan may scan and sort.
+        // Not prepared: a generic plan made while the table was small stays a sequential scan
+        // and a sort as the table grows; planned each time, this uses the index.
         .persistent(false)
         .bind(&ids)
         .fetch_all(&mut *tx)
