@@ -23,6 +23,9 @@ pub struct App {
     pub authority: Authority,
     /// Issues and checks replay nonces.
     pub nonces: NonceService,
+    /// Account keys for verifying signatures before the account is read; only where nonces
+    /// are redeemed in a shared database (see api::account_keys).
+    pub account_keys: Option<crate::api::account_keys::AccountKeys>,
     /// Builds every URL handed to clients.
     pub links: Links,
     /// Every provisioner: ACME directories, token verifiers, per-provisioner policy.
@@ -129,16 +132,18 @@ impl App {
             None
         };
         let links = Links::new(config.base_url());
+        let sqlite = config.database_url().starts_with("sqlite:");
         Ok(App {
             metrics,
             acme_contexts: acme_contexts(&provisioners, &links),
             provisioners,
             // One process on SQLite: redemptions in memory (see api::nonce).
-            nonces: if config.database_url().starts_with("sqlite:") {
+            nonces: if sqlite {
                 NonceService::in_memory(config.acme.nonce_lifetime.0)
             } else {
                 NonceService::new(&secret, config.acme.nonce_lifetime.0)
             },
+            account_keys: (!sqlite).then(Default::default),
             links,
             authority,
             config,

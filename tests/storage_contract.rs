@@ -569,6 +569,14 @@ async fn orders_reuse_authorizations(store: Arc<dyn Store>) {
     store.insert_order(&second, &[]).await.unwrap();
     assert_eq!(store.order(&second.id).await.unwrap(), second);
     assert_eq!(store.order(&first.id).await.unwrap(), first);
+    // Read together: the same order, and its authorizations with their challenges in the
+    // order's own position order.
+    let (read, read_authzs) = store.order_with_authorizations(&second.id).await.unwrap();
+    assert_eq!(read, second);
+    assert_eq!(read_authzs, vec![authzs[1].clone(), authzs[0].clone()]);
+    let (read, read_authzs) = store.order_with_authorizations(&first.id).await.unwrap();
+    assert_eq!((read, read_authzs), (first.clone(), authzs.clone()));
+    assert_not_found(store.order_with_authorizations("order-missing").await);
 
     assert_conflict(store.insert_order(&second, &[]).await, "orders.id");
     let dangling = Order {
@@ -926,6 +934,29 @@ async fn nonces(store: Arc<dyn Store>) {
     })
     .await;
     assert_eq!(winners, 1);
+
+    // Many nonces at once, each sent four times: PostgreSQL redeems concurrent requests in
+    // one statement, and each nonce must still be fresh exactly once.
+    let mut tasks = JoinSet::new();
+    for copy in 0..4 {
+        for n in 0..32 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let fresh = store
+                    .redeem_nonce(&format!("nonce-many-{n}"), at(T0 + 30))
+                    .await
+                    .unwrap();
+                (n, copy, fresh)
+            });
+        }
+    }
+    let mut fresh_by_nonce = [0; 32];
+    while let Some(joined) = tasks.join_next().await {
+        let (n, _copy, fresh) = joined.unwrap();
+        fresh_by_nonce[n] += usize::from(fresh);
+    }
+    assert_eq!(fresh_by_nonce, [1; 32]);
+    assert_eq!(store.prune_nonces(at(T0 + 31)).await.unwrap(), 32);
 
     assert!(store.redeem_nonce("nonce-old", at(T0 - 1)).await.unwrap());
     assert!(store.redeem_nonce("nonce-edge", at(T0)).await.unwrap());

@@ -183,6 +183,16 @@ impl AcmeClient {
         &self.key
     }
 
+    /// Signs from now on with `key` (after a key change); returns the old key.
+    pub fn replace_key(&mut self, key: SigningKey) -> SigningKey {
+        std::mem::replace(&mut self.key, key)
+    }
+
+    /// The path of an ACME resource of this client's directory, e.g. `key-change`.
+    pub fn resource_path(&self, resource: &str) -> String {
+        self.acme_path(resource)
+    }
+
     /// The base URL of `replica`.
     pub fn base(&self, replica: usize) -> &str {
         &self.bases[replica]

@@ -14,6 +14,7 @@ use acme_tests::client::{AcmeResponse, NEW_ACCOUNT_PATH, csr_b64};
 use acme_tests::postgres;
 use acme_tests::replicas::ReplicaPair;
 use acme_tests::verify::verify_pem;
+use mayfly::jose::{KeyRef, SigningKey, sign_jws};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -490,4 +491,106 @@ async fn concurrent_finalize_on_two_replicas_issues_one_certificate() {
     for (race, outcome) in outcomes.iter().enumerate() {
         eprintln!("finalize race {race}: {outcome}");
     }
+}
+
+/// A replica verifies `kid` requests with account keys it has cached (issue 9), but the
+/// account's state comes from the database with every request: a key change or a
+/// deactivation done at the other replica holds at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_change_and_deactivation_at_one_replica_hold_at_the_other() {
+    let Some(admin_url) = postgres_url() else {
+        return;
+    };
+    let pair = start_pair(&admin_url).await;
+    let mut client = pair.acme_client().expect("an HTTPS client");
+    client.new_account().await.expect("newAccount");
+    let account = client
+        .account_path()
+        .expect("the account exists")
+        .to_owned();
+    // Both replicas see (and cache) the first key.
+    for replica in [A, B, A, B] {
+        let nonce = client.head_nonce_at(replica).await.expect("a nonce");
+        let read = client
+            .post_at(replica, &account, &nonce, Some(replica), None)
+            .await
+            .expect("POST-as-GET account");
+        assert_eq!(read.status, StatusCode::OK, "{read}");
+    }
+
+    // RFC 8555 §7.3.5 at A: the inner JWS is signed by the new key, the outer by the old.
+    let key_change = client.resource_path("key-change");
+    let url = client.url_at(A, &key_change);
+    let new_key = SigningKey::generate_p256();
+    let inner = sign_jws(
+        &new_key,
+        KeyRef::Jwk,
+        None,
+        &url,
+        Some(&json!({
+            "account": client.account_url_at(A).unwrap(),
+            "oldKey": client.key().jwk(),
+        })),
+    );
+    let nonce = client.head_nonce_at(A).await.expect("a nonce");
+    let changed = client
+        .post_at(A, &key_change, &nonce, Some(A), Some(&inner))
+        .await
+        .expect("keyChange");
+    assert_eq!(changed.status, StatusCode::OK, "{changed}");
+    let old_key = client.replace_key(new_key);
+
+    // The old key is refused at B, which had it cached; the new one is accepted.
+    let nonce = client.head_nonce_at(B).await.expect("a nonce");
+    let old_signed = sign_jws(
+        &old_key,
+        KeyRef::Kid(&client.account_url_at(B).unwrap()),
+        Some(&nonce),
+        &client.url_at(B, &account),
+        None,
+    );
+    let refused = client.send(B, &account, &old_signed).await.expect("POST");
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(
+        refused.problem_type().as_deref(),
+        Some("malformed"),
+        "{refused}"
+    );
+    for replica in [B, A] {
+        let nonce = client.head_nonce_at(replica).await.expect("a nonce");
+        let read = client
+            .post_at(replica, &account, &nonce, Some(replica), None)
+            .await
+            .expect("POST-as-GET account");
+        assert_eq!(
+            read.status,
+            StatusCode::OK,
+            "the new key at {replica}: {read}"
+        );
+    }
+
+    // Deactivated at A (RFC 8555 §7.3.6): B refuses the account's next request.
+    let nonce = client.head_nonce_at(A).await.expect("a nonce");
+    let deactivated = client
+        .post_at(
+            A,
+            &account,
+            &nonce,
+            Some(A),
+            Some(&json!({"status": "deactivated"})),
+        )
+        .await
+        .expect("deactivation");
+    assert_eq!(deactivated.status, StatusCode::OK, "{deactivated}");
+    let nonce = client.head_nonce_at(B).await.expect("a nonce");
+    let refused = client
+        .post_at(B, &account, &nonce, Some(B), None)
+        .await
+        .expect("POST-as-GET account");
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(
+        refused.problem_type().as_deref(),
+        Some("unauthorized"),
+        "{refused}"
+    );
 }

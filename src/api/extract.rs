@@ -171,8 +171,8 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
         ))
         .into());
     }
-    let (key, account) = match &jws.header.key {
-        KeyOrKeyId::Jwk(jwk) => (jwk.clone(), None),
+    let (key, signer) = match &jws.header.key {
+        KeyOrKeyId::Jwk(jwk) => (jwk.clone(), RequestSigner::NewKey),
         KeyOrKeyId::KeyId(kid) => {
             let id = acme.links.account_id_from_kid(kid).ok_or_else(|| {
                 Problem::new(
@@ -186,36 +186,37 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
             crate::authority::audit::update(|context| {
                 context.claimed_account = Some(id.to_owned());
             });
-            let account = app.authority.account_for_request(id).await?;
-            // An account belongs to the directory it was created at: its policy applies.
-            if account.provisioner != acme.name() {
-                return Err(Problem::new(
-                    ProblemType::AccountDoesNotExist,
-                    format!(
-                        "kid {kid:?} is not an account of this directory ({})",
-                        acme.links.directory()
-                    ),
-                )
-                .into());
+            // A cached key is only a guess: the redemption below reads the account anyway.
+            match app.account_keys.as_ref().and_then(|keys| keys.get(id)) {
+                Some(key) if jws.verify(&key).is_ok() => (
+                    key,
+                    RequestSigner::Cached {
+                        id: id.to_owned(),
+                        kid: kid.clone(),
+                    },
+                ),
+                _ => {
+                    let account = app.authority.account_for_request(id).await?;
+                    check_directory(&account, &acme, kid)?;
+                    let key = stored_key(&account)?;
+                    verify_signature(&jws, &key)?;
+                    if let Some(keys) = &app.account_keys {
+                        keys.remember(id, &key);
+                    }
+                    (key, RequestSigner::Read(account))
+                }
             }
-            let key: Jwk = serde_json::from_value(account.jwk.clone()).map_err(|e| {
-                crate::authority::Error::Store(crate::storage::StoreError::Other(Box::new(e)))
-            })?;
-            (key, Some(account))
         }
     };
-    if let Err(e) = jws.verify(&key) {
-        // An authentication failure for the audit log (issue 7), unlike other bad JWS.
-        if matches!(e, JoseError::BadSignature) {
-            crate::authority::audit::update(|context| context.bad_signature = true);
-        }
-        return Err(jose_problem(e));
+    if matches!(signer, RequestSigner::NewKey) {
+        verify_signature(&jws, &key)?;
     }
-    if let Some(account) = &account {
+    if let RequestSigner::Read(account) = &signer {
         crate::authority::audit::update(|context| context.account = Some(account.id.clone()));
     }
     // The nonce is redeemed last, so a request that fails the checks above does not use
-    // it up (RFC 8555 §6.5).
+    // it up (RFC 8555 §6.5). With a cached key, the account's state is checked in the same
+    // statement as the redemption, so a deactivated account's request uses up its nonce.
     let nonce = jws.header.nonce.as_deref().ok_or_else(|| {
         metrics::counter!("mayfly_nonces_rejected_total", "reason" => "missing").increment(1);
         Problem::bad_nonce("the JWS has no nonce")
@@ -236,9 +237,26 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
         )
         .into());
     }
-    let fresh = match app.nonces.redeem_in_memory(nonce) {
-        Some(fresh) => fresh,
-        None => app.authority.redeem_nonce(nonce, expires).await?,
+    let (fresh, account) = match signer {
+        RequestSigner::NewKey => (redeem(app, nonce, expires).await?, None),
+        RequestSigner::Read(account) => (redeem(app, nonce, expires).await?, Some(account)),
+        RequestSigner::Cached { id, kid } => {
+            let (fresh, account) = app
+                .authority
+                .redeem_nonce_for_account(nonce, expires, &id)
+                .await?;
+            check_directory(&account, &acme, &kid)?;
+            // The key changed after it was cached (a key rollover): the stored one decides.
+            let stored = stored_key(&account)?;
+            if stored != key {
+                if let Some(keys) = &app.account_keys {
+                    keys.forget(&id);
+                }
+                verify_signature(&jws, &stored)?;
+            }
+            crate::authority::audit::update(|context| context.account = Some(account.id.clone()));
+            (fresh, Some(account))
+        }
     };
     if !fresh {
         metrics::counter!("mayfly_nonces_rejected_total", "reason" => "reused").increment(1);
@@ -249,6 +267,62 @@ async fn verify(req: Request, state: &AppState) -> Result<Verified, ApiError> {
         account,
         payload: jws.payload,
         origin,
+    })
+}
+
+/// Who signed a request, as far as `verify` knows before the nonce is redeemed.
+enum RequestSigner {
+    /// A `jwk` request (newAccount, revocation with the certificate key).
+    NewKey,
+    /// A `kid` request whose account was read from the store.
+    Read(Account),
+    /// A `kid` request verified with a cached key; the account is read with the nonce.
+    Cached { id: String, kid: String },
+}
+
+async fn redeem(
+    app: &crate::app::App,
+    nonce: &str,
+    expires: time::OffsetDateTime,
+) -> Result<bool, ApiError> {
+    match app.nonces.redeem_in_memory(nonce) {
+        Some(fresh) => Ok(fresh),
+        None => Ok(app.authority.redeem_nonce(nonce, expires).await?),
+    }
+}
+
+/// An account belongs to the directory it was created at: its policy applies.
+fn check_directory(
+    account: &Account,
+    acme: &crate::api::context::Acme,
+    kid: &str,
+) -> Result<(), ApiError> {
+    if account.provisioner != acme.name() {
+        return Err(Problem::new(
+            ProblemType::AccountDoesNotExist,
+            format!(
+                "kid {kid:?} is not an account of this directory ({})",
+                acme.links.directory()
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn stored_key(account: &Account) -> Result<Jwk, ApiError> {
+    serde_json::from_value(account.jwk.clone()).map_err(|e| {
+        crate::authority::Error::Store(crate::storage::StoreError::Other(Box::new(e))).into()
+    })
+}
+
+fn verify_signature(jws: &ParsedJws, key: &Jwk) -> Result<(), ApiError> {
+    jws.verify(key).map_err(|e| {
+        // An authentication failure for the audit log (issue 7), unlike other bad JWS.
+        if matches!(e, JoseError::BadSignature) {
+            crate::authority::audit::update(|context| context.bad_signature = true);
+        }
+        jose_problem(e)
     })
 }
 

@@ -2,6 +2,7 @@
 //! the authority and errors into problem documents; it holds no business rules.
 
 pub mod account;
+pub mod account_keys;
 pub mod admin;
 pub mod authz;
 pub mod certificate;

@@ -2,6 +2,7 @@
 //! deactivation, key change and the orders list.
 
 use std::collections::HashMap;
+use time::OffsetDateTime;
 
 use crate::acme::AccountStatus;
 use crate::acme::Problem;
@@ -183,7 +184,31 @@ impl Authority {
 
     /// The account named by a `kid`, which must exist and be valid (RFC 8555 §6.2, §7.3.6).
     pub async fn account_for_request(&self, id: &str) -> Result<Account> {
-        let account = match self.store.account(id).await {
+        Self::request_account(id, self.store.account(id).await)
+    }
+
+    /// Redeems a nonce for a request verified with a cached key of account `id`, and reads
+    /// the account as it is now in the same step, with the checks of `account_for_request`
+    /// (api::account_keys).
+    pub async fn redeem_nonce_for_account(
+        &self,
+        nonce: &str,
+        expires_at: OffsetDateTime,
+        id: &str,
+    ) -> Result<(bool, Account)> {
+        let (fresh, account) = self
+            .store
+            .redeem_nonce_reading_account(nonce, expires_at, id)
+            .await?;
+        let account = Self::request_account(id, account.ok_or(StoreError::NotFound))?;
+        Ok((fresh, account))
+    }
+
+    fn request_account(
+        id: &str,
+        read: std::result::Result<Account, StoreError>,
+    ) -> Result<Account> {
+        let account = match read {
             Ok(account) => account,
             Err(StoreError::NotFound) => {
                 return Err(Problem::new(

@@ -347,11 +347,13 @@ impl Authority {
 
     /// The order, if it belongs to `account`.
     pub async fn order(&self, account: &Account, order_id: &str) -> Result<OrderView> {
-        let order = found(self.store.order(order_id).await, "order")?;
+        let (order, authorizations) = found(
+            self.store.order_with_authorizations(order_id).await,
+            "order",
+        )?;
         if order.account_id != account.id {
             return Err(Problem::unauthorized("this order belongs to another account").into());
         }
-        let authorizations = self.store.authorizations(&order.authorization_ids).await?;
         Ok(self.view(order, authorizations))
     }
 

@@ -57,6 +57,12 @@ metered! {
     fn close(&self) -> ();
     fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String>;
     fn redeem_nonce(&self, nonce: &str, expires_at: OffsetDateTime) -> StoreResult<bool>;
+    fn redeem_nonce_reading_account(
+        &self,
+        nonce: &str,
+        expires_at: OffsetDateTime,
+        account_id: &str
+    ) -> StoreResult<(bool, Option<Account>)>;
     fn prune_nonces(&self, now: OffsetDateTime) -> StoreResult<u64>;
     fn use_token(&self, provisioner: &str, token_id: &str, expires_at: OffsetDateTime) -> StoreResult<bool>;
     fn prune_used_tokens(&self, now: OffsetDateTime) -> StoreResult<u64>;
@@ -77,6 +83,7 @@ metered! {
     fn order(&self, id: &str) -> StoreResult<Order>;
     fn authorization(&self, id: &str) -> StoreResult<Authorization>;
     fn authorizations(&self, ids: &[String]) -> StoreResult<Vec<Authorization>>;
+    fn order_with_authorizations(&self, id: &str) -> StoreResult<(Order, Vec<Authorization>)>;
     fn challenge(&self, id: &str) -> StoreResult<Challenge>;
     fn valid_authorization(&self, account_id: &str, identifier: &Identifier, valid_at: OffsetDateTime) -> StoreResult<Option<Authorization>>;
     fn insert_authorization(&self, authorization: &Authorization) -> StoreResult<()>;

@@ -12,6 +12,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::acme::{AccountStatus, ChallengeStatus, Identifier, Problem};
 
+mod group_commit;
 mod jobs_sql;
 pub mod metered;
 pub mod postgres;
@@ -187,6 +188,15 @@ pub trait Store: Send + Sync + 'static {
     /// Records that `nonce` was used. `Ok(true)` the first time, `Ok(false)` on every later
     /// call, from any replica. `expires_at` lets `prune_nonces` forget it.
     async fn redeem_nonce(&self, nonce: &str, expires_at: OffsetDateTime) -> StoreResult<bool>;
+    /// `redeem_nonce`, and the account `account_id` as it is at that moment (`None`: there is
+    /// no such account), in one round trip where the backend can: a request verified with a
+    /// cached account key checks the account's current state here (api::account_keys).
+    async fn redeem_nonce_reading_account(
+        &self,
+        nonce: &str,
+        expires_at: OffsetDateTime,
+        account_id: &str,
+    ) -> StoreResult<(bool, Option<Account>)>;
     /// Deletes redeemed nonces that expired before `now`; returns how many.
     async fn prune_nonces(&self, now: OffsetDateTime) -> StoreResult<u64>;
 
@@ -270,6 +280,10 @@ pub trait Store: Send + Sync + 'static {
     /// Several authorizations with their challenges, in the order of `ids`; `NotFound` if any
     /// is missing.
     async fn authorizations(&self, ids: &[String]) -> StoreResult<Vec<Authorization>>;
+    /// The order and its authorizations with their challenges, in the order's position
+    /// order: what deriving the order's status needs, in one call.
+    async fn order_with_authorizations(&self, id: &str)
+    -> StoreResult<(Order, Vec<Authorization>)>;
     async fn challenge(&self, id: &str) -> StoreResult<Challenge>;
     /// The account's authorization for exactly `identifier` (a wildcard matches only a
     /// wildcard) that has a valid challenge, is not deactivated and expires after `valid_at`;

@@ -13,6 +13,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Postgres, Row, SqlSafeStr,
 use std::str::FromStr;
 use time::{Duration, OffsetDateTime};
 
+use super::group_commit::NonceBatcher;
 use super::jobs_sql;
 use super::rows::{self, opt_json, opt_secs, other, secs, to_json};
 use super::{
@@ -83,6 +84,7 @@ const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
 pub struct PostgresStore {
     pool: PgPool,
+    nonces: NonceBatcher,
 }
 
 impl PostgresStore {
@@ -125,7 +127,8 @@ impl PostgresStore {
             .await?;
         // `locking` is on by default: a session-level advisory lock around the whole run.
         migrator().run(&pool).await?;
-        Ok(Self { pool })
+        let nonces = NonceBatcher::start(pool.clone());
+        Ok(Self { pool, nonces })
     }
 }
 
@@ -156,6 +159,20 @@ fn migrator() -> Migrator {
         })
         .collect();
     Migrator::with_migrations(migrations)
+}
+
+/// The challenges of authorization `a` as a JSON array in position order, never NULL.
+const CHALLENGES_JSON: &str = "COALESCE((SELECT json_agg(json_build_object('id', c.id, \
+     'authorization_id', c.authorization_id, 'kind', c.kind, 'token', c.token, \
+     'status', c.status, 'validated_at', c.validated_at, 'error', c.error, \
+     'token_identity', c.token_identity) ORDER BY c.position) \
+   FROM challenges c WHERE c.authorization_id = a.id), '[]'::json)";
+
+/// A nested row, read with `rows::JsonColumns`.
+type JsonRow = serde_json::Map<String, serde_json::Value>;
+
+fn from_json_text<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Other(Box::new(e)))
 }
 
 /// Positions are small (identifiers per order, challenges per authorization), but check.
@@ -195,15 +212,21 @@ impl Store for PostgresStore {
 
     async fn redeem_nonce(&self, nonce: &str, expires_at: OffsetDateTime) -> StoreResult<bool> {
         // The primary key decides: the first insert wins, every later one does nothing.
-        let result = sqlx::query(
-            "INSERT INTO nonces (nonce, expires_at) VALUES ($1, $2) \
-             ON CONFLICT (nonce) DO NOTHING",
-        )
-        .bind(nonce)
-        .bind(secs(expires_at))
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        // Concurrent redemptions share one statement and one commit (group_commit.rs).
+        let (fresh, _) = self.nonces.redeem(nonce, secs(expires_at), None).await?;
+        Ok(fresh)
+    }
+
+    async fn redeem_nonce_reading_account(
+        &self,
+        nonce: &str,
+        expires_at: OffsetDateTime,
+        account_id: &str,
+    ) -> StoreResult<(bool, Option<Account>)> {
+        // In the same statement as the redemption (group_commit.rs).
+        self.nonces
+            .redeem(nonce, secs(expires_at), Some(account_id))
+            .await
     }
 
     async fn prune_nonces(&self, now: OffsetDateTime) -> StoreResult<u64> {
@@ -502,10 +525,8 @@ impl Store for PostgresStore {
         new_authorizations: &[Authorization],
     ) -> StoreResult<()> {
         rows::check_nesting(new_authorizations)?;
-        let mut tx = self.pool.begin().await?;
-        insert_order_rows(&mut tx, order, new_authorizations).await?;
-        tx.commit().await?;
-        Ok(())
+        // One statement: atomic without a transaction.
+        insert_order_rows(&self.pool, order, new_authorizations).await
     }
 
     async fn order(&self, id: &str) -> StoreResult<Order> {
@@ -533,16 +554,11 @@ impl Store for PostgresStore {
     async fn authorizations(&self, ids: &[String]) -> StoreResult<Vec<Authorization>> {
         // One statement, so one snapshot without a transaction: each authorization with its
         // challenges as a JSON array in position order (one round trip instead of five).
-        let authorization_rows = sqlx::query(
+        let authorization_rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT id, account_id, identifier, expires, created_at, deactivated, \
-             COALESCE((SELECT json_agg(json_build_object('id', c.id, \
-                 'authorization_id', c.authorization_id, 'kind', c.kind, 'token', c.token, \
-                 'status', c.status, 'validated_at', c.validated_at, 'error', c.error, \
-                 'token_identity', c.token_identity) ORDER BY c.position) \
-               FROM challenges c WHERE c.authorization_id = authorizations.id), '[]')::text \
-               AS challenges \
-             FROM authorizations WHERE id = ANY($1)",
-        )
+             {CHALLENGES_JSON}::text AS challenges \
+             FROM authorizations a WHERE id = ANY($1)"
+        )))
         .bind(ids)
         .fetch_all(&self.pool)
         .await?;
@@ -550,14 +566,55 @@ impl Store for PostgresStore {
         let mut challenges = Vec::new();
         for row in &authorization_rows {
             authorizations.push(rows::authorization(row)?);
-            let listed: Vec<serde_json::Map<String, serde_json::Value>> =
-                serde_json::from_str(&row.try_get::<String, _>("challenges")?)
-                    .map_err(|e| StoreError::Other(Box::new(e)))?;
+            let listed: Vec<JsonRow> = from_json_text(&row.try_get::<String, _>("challenges")?)?;
             for challenge in &listed {
                 challenges.push(rows::challenge(&rows::JsonColumns(challenge))?);
             }
         }
         rows::with_challenges(ids, authorizations, challenges)
+    }
+
+    async fn order_with_authorizations(
+        &self,
+        id: &str,
+    ) -> StoreResult<(Order, Vec<Authorization>)> {
+        // The order, its authorization ids and the authorizations with their challenges in one
+        // statement: one snapshot and one round trip where there were two (issue 9).
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT id, account_id, identifiers, not_before, not_after, expires, created_at, \
+             processing_since, certificate_id, error, profile, replaces, \
+             COALESCE((SELECT json_agg(json_build_object('id', a.id, \
+                 'account_id', a.account_id, 'identifier', a.identifier, \
+                 'expires', a.expires, 'created_at', a.created_at, \
+                 'deactivated', a.deactivated, 'challenges', {CHALLENGES_JSON}) \
+                 ORDER BY l.position) \
+               FROM order_authorizations l JOIN authorizations a ON a.id = l.authorization_id \
+               WHERE l.order_id = orders.id), '[]')::text AS authorizations \
+             FROM orders WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        // In position order; the foreign keys guarantee every listed authorization exists.
+        let listed: Vec<JsonRow> = from_json_text(&row.try_get::<String, _>("authorizations")?)?;
+        let mut authorizations = Vec::with_capacity(listed.len());
+        for nested in &listed {
+            let mut authorization = rows::authorization(&rows::JsonColumns(nested))?;
+            let Some(serde_json::Value::Array(challenges)) = nested.get("challenges") else {
+                return Err(other("an authorization's challenges are not a JSON array"));
+            };
+            for challenge in challenges {
+                let serde_json::Value::Object(challenge) = challenge else {
+                    return Err(other("a challenge is not a JSON object"));
+                };
+                authorization
+                    .challenges
+                    .push(rows::challenge(&rows::JsonColumns(challenge))?);
+            }
+            authorizations.push(authorization);
+        }
+        let authorization_ids = authorizations.iter().map(|a| a.id.clone()).collect();
+        Ok((rows::order(&row, authorization_ids)?, authorizations))
     }
 
     async fn challenge(&self, id: &str) -> StoreResult<Challenge> {
@@ -599,9 +656,13 @@ impl Store for PostgresStore {
 
     async fn insert_authorization(&self, authorization: &Authorization) -> StoreResult<()> {
         rows::check_nesting(std::slice::from_ref(authorization))?;
-        let mut tx = self.pool.begin().await?;
-        insert_authorization(&mut tx, authorization).await?;
-        tx.commit().await?;
+        // One statement, so no transaction (foreign keys are checked at its end).
+        let columns = AuthorizationColumns::of(std::slice::from_ref(authorization))?;
+        let sql = format!("WITH {NEW_AUTHORIZATIONS} SELECT count(*) FROM new_challenges");
+        columns
+            .bind(sqlx::query(AssertSqlSafe(sql)))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -613,25 +674,22 @@ impl Store for PostgresStore {
         validated_at: Option<OffsetDateTime>,
         error: Option<&Problem>,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
         // Guarded on the old status, so of two racing requests exactly one moves it.
-        let result = sqlx::query(
-            "UPDATE challenges SET status = $1, validated_at = $2, error = $3 \
-             WHERE id = $4 AND status = $5",
+        guarded_update(
+            sqlx::query(
+                "WITH moved AS (UPDATE challenges SET status = $1, validated_at = $2, \
+                 error = $3 WHERE id = $4 AND status = $5 RETURNING 1) \
+                 SELECT EXISTS (SELECT 1 FROM moved), \
+                 EXISTS (SELECT 1 FROM challenges WHERE id = $4)",
+            )
+            .bind(to.as_str())
+            .bind(opt_secs(validated_at))
+            .bind(opt_json(error)?)
+            .bind(id)
+            .bind(from.as_str()),
+            &self.pool,
         )
-        .bind(to.as_str())
-        .bind(opt_secs(validated_at))
-        .bind(opt_json(error)?)
-        .bind(id)
-        .bind(from.as_str())
-        .execute(&mut *tx)
-        .await?;
-        let moved = result.rows_affected() == 1;
-        if !moved {
-            exists(&mut tx, "SELECT 1 FROM challenges WHERE id = $1", id).await?;
-        }
-        tx.commit().await?;
-        Ok(moved)
+        .await
     }
 
     async fn validate_challenge_with_token(
@@ -641,50 +699,41 @@ impl Store for PostgresStore {
         identity: &serde_json::Value,
         at: OffsetDateTime,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
         // Guarded on the old status, as transition_challenge.
-        let result = sqlx::query(
-            "UPDATE challenges SET status = $1, validated_at = $2, token_identity = $3, \
-             error = NULL WHERE id = $4 AND status = $5",
+        guarded_update(
+            sqlx::query(
+                "WITH moved AS (UPDATE challenges SET status = $1, validated_at = $2, \
+                 token_identity = $3, error = NULL WHERE id = $4 AND status = $5 RETURNING 1) \
+                 SELECT EXISTS (SELECT 1 FROM moved), \
+                 EXISTS (SELECT 1 FROM challenges WHERE id = $4)",
+            )
+            .bind(ChallengeStatus::Valid.as_str())
+            .bind(secs(at))
+            .bind(to_json(identity)?)
+            .bind(id)
+            .bind(from.as_str()),
+            &self.pool,
         )
-        .bind(ChallengeStatus::Valid.as_str())
-        .bind(secs(at))
-        .bind(to_json(identity)?)
-        .bind(id)
-        .bind(from.as_str())
-        .execute(&mut *tx)
-        .await?;
-        let moved = result.rows_affected() == 1;
-        if !moved {
-            exists(&mut tx, "SELECT 1 FROM challenges WHERE id = $1", id).await?;
-        }
-        tx.commit().await?;
-        Ok(moved)
+        .await
     }
 
     async fn begin_finalize(&self, order_id: &str, at: OffsetDateTime) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let result = sqlx::query(
-            "UPDATE orders SET processing_since = $1 WHERE id = $2 \
-             AND processing_since IS NULL AND certificate_id IS NULL AND error IS NULL",
+        guarded_update(
+            sqlx::query(
+                "WITH began AS (UPDATE orders SET processing_since = $1 WHERE id = $2 \
+                 AND processing_since IS NULL AND certificate_id IS NULL AND error IS NULL \
+                 RETURNING 1) \
+                 SELECT EXISTS (SELECT 1 FROM began), EXISTS (SELECT 1 FROM orders WHERE id = $2)",
+            )
+            .bind(secs(at))
+            .bind(order_id),
+            &self.pool,
         )
-        .bind(secs(at))
-        .bind(order_id)
-        .execute(&mut *tx)
-        .await?;
-        let began = result.rows_affected() == 1;
-        if !began {
-            exists(&mut tx, "SELECT 1 FROM orders WHERE id = $1", order_id).await?;
-        }
-        tx.commit().await?;
-        Ok(began)
+        .await
     }
 
     async fn complete_order(&self, certificate: &Certificate) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        complete_order_rows(&mut tx, certificate).await?;
-        tx.commit().await?;
-        Ok(())
+        complete_order_rows(&self.pool, certificate, None).await
     }
 
     async fn fail_order(&self, order_id: &str, error: &Problem) -> StoreResult<()> {
@@ -768,7 +817,7 @@ impl Store for PostgresStore {
             .await?;
             return Ok(false);
         }
-        insert_order_rows(&mut tx, order, new_authorizations).await?;
+        insert_order_rows(&mut *tx, order, new_authorizations).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1073,11 +1122,7 @@ impl Store for PostgresStore {
         certificate: &Certificate,
         event: &AuditEvent,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        complete_order_rows(&mut tx, certificate).await?;
-        insert_audit(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(())
+        complete_order_rows(&self.pool, certificate, Some(event)).await
     }
 
     async fn revoke_certificate_audited(
@@ -1154,83 +1199,164 @@ impl Store for PostgresStore {
     // --- end of audit log and rate limits ---
 }
 
-/// The rows of a new order: its new authorizations, the order, its authorization list.
-async fn insert_order_rows(
-    tx: &mut Transaction<'static, Postgres>,
+/// The rows of a new order: its new authorizations with their challenges, the order, and its
+/// authorization list, in one statement (issue 9: one round trip, where a transaction took
+/// eight for one name). Foreign keys are checked at the end of the statement.
+async fn insert_order_rows<'c>(
+    executor: impl sqlx::Executor<'c, Database = Postgres>,
     order: &Order,
     new_authorizations: &[Authorization],
 ) -> StoreResult<()> {
-    for authorization in new_authorizations {
-        insert_authorization(tx, authorization).await?;
-    }
-    sqlx::query(
-        "INSERT INTO orders (id, account_id, identifiers, not_before, not_after, expires, \
-         created_at, processing_since, certificate_id, error, profile, replaces) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(&order.id)
-    .bind(&order.account_id)
-    .bind(to_json(&order.identifiers)?)
-    .bind(opt_secs(order.not_before))
-    .bind(opt_secs(order.not_after))
-    .bind(secs(order.expires))
-    .bind(secs(order.created_at))
-    .bind(opt_secs(order.processing_since))
-    .bind(&order.certificate_id)
-    .bind(opt_json(order.error.as_ref())?)
-    .bind(&order.profile)
-    .bind(&order.replaces)
-    .execute(&mut **tx)
-    .await?;
-    for (index, authorization_id) in order.authorization_ids.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO order_authorizations (order_id, position, authorization_id) \
-             VALUES ($1, $2, $3)",
-        )
+    let authorizations = AuthorizationColumns::of(new_authorizations)?;
+    let positions = (0..order.authorization_ids.len())
+        .map(position)
+        .collect::<StoreResult<Vec<i32>>>()?;
+    let sql = format!(
+        "WITH {NEW_AUTHORIZATIONS}, \
+         new_order AS (\
+           INSERT INTO orders (id, account_id, identifiers, not_before, not_after, expires, \
+             created_at, processing_since, certificate_id, error, profile, replaces) \
+           SELECT $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27 \
+           WHERE (SELECT count(*) FROM new_challenges) >= 0 RETURNING 1) \
+         INSERT INTO order_authorizations (order_id, position, authorization_id) \
+         SELECT $16, * FROM UNNEST($28::integer[], $29::text[]) \
+         WHERE (SELECT count(*) FROM new_order) >= 0"
+    );
+    authorizations
+        .bind(sqlx::query(AssertSqlSafe(sql)))
         .bind(&order.id)
-        .bind(position(index)?)
-        .bind(authorization_id)
-        .execute(&mut **tx)
+        .bind(&order.account_id)
+        .bind(to_json(&order.identifiers)?)
+        .bind(opt_secs(order.not_before))
+        .bind(opt_secs(order.not_after))
+        .bind(secs(order.expires))
+        .bind(secs(order.created_at))
+        .bind(opt_secs(order.processing_since))
+        .bind(&order.certificate_id)
+        .bind(opt_json(order.error.as_ref())?)
+        .bind(&order.profile)
+        .bind(&order.replaces)
+        .bind(positions)
+        .bind(&order.authorization_ids)
+        .execute(executor)
         .await?;
-    }
     Ok(())
 }
 
-/// Inserts one authorization and its challenges, numbering the challenges in order.
-async fn insert_authorization(
-    tx: &mut Transaction<'static, Postgres>,
-    authorization: &Authorization,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO authorizations (id, account_id, identifier, expires, created_at, deactivated) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&authorization.id)
-    .bind(&authorization.account_id)
-    .bind(to_json(&authorization.identifier)?)
-    .bind(secs(authorization.expires))
-    .bind(secs(authorization.created_at))
-    .bind(authorization.deactivated)
-    .execute(&mut **tx)
-    .await?;
-    for (index, challenge) in authorization.challenges.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO challenges (id, authorization_id, position, kind, token, status, \
-             validated_at, error, token_identity) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&challenge.id)
-        .bind(&authorization.id)
-        .bind(position(index)?)
-        .bind(&challenge.kind)
-        .bind(&challenge.token)
-        .bind(challenge.status.as_str())
-        .bind(opt_secs(challenge.validated_at))
-        .bind(opt_json(challenge.error.as_ref())?)
-        .bind(opt_json(challenge.token_identity.as_ref())?)
-        .execute(&mut **tx)
-        .await?;
+/// Inserts authorizations and their challenges: parameters $1 to $15, bound by
+/// `AuthorizationColumns::bind`. Each part waits for the one before it (the `count(*) >= 0`
+/// one-time filters): a conflict names the same key as the inserts in sequence did.
+const NEW_AUTHORIZATIONS: &str = "new_authorizations AS (\
+       INSERT INTO authorizations (id, account_id, identifier, expires, created_at, \
+         deactivated) \
+       SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], \
+         $5::bigint[], $6::boolean[]) RETURNING 1), \
+     new_challenges AS (\
+       INSERT INTO challenges (id, authorization_id, position, kind, token, status, \
+         validated_at, error, token_identity) \
+       SELECT * FROM UNNEST($7::text[], $8::text[], $9::integer[], $10::text[], \
+         $11::text[], $12::text[], $13::bigint[], $14::text[], $15::text[]) \
+       WHERE (SELECT count(*) FROM new_authorizations) >= 0 RETURNING 1)";
+
+/// Authorizations, and their challenges numbered in order, as one array per column for
+/// `UNNEST`.
+#[derive(Default)]
+struct AuthorizationColumns {
+    ids: Vec<String>,
+    account_ids: Vec<String>,
+    identifiers: Vec<String>,
+    expires: Vec<i64>,
+    created_at: Vec<i64>,
+    deactivated: Vec<bool>,
+    challenges: ChallengeColumns,
+}
+
+#[derive(Default)]
+struct ChallengeColumns {
+    ids: Vec<String>,
+    authorization_ids: Vec<String>,
+    positions: Vec<i32>,
+    kinds: Vec<String>,
+    tokens: Vec<String>,
+    statuses: Vec<&'static str>,
+    validated_at: Vec<Option<i64>>,
+    errors: Vec<Option<String>>,
+    token_identities: Vec<Option<String>>,
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+impl AuthorizationColumns {
+    fn of(authorizations: &[Authorization]) -> StoreResult<Self> {
+        let mut columns = Self::default();
+        for authorization in authorizations {
+            columns.push(authorization)?;
+        }
+        Ok(columns)
     }
-    Ok(())
+
+    /// Binds $1 to $15 of `NEW_AUTHORIZATIONS`.
+    fn bind(self, query: PgQuery<'_>) -> PgQuery<'_> {
+        let challenges = self.challenges;
+        query
+            .bind(self.ids)
+            .bind(self.account_ids)
+            .bind(self.identifiers)
+            .bind(self.expires)
+            .bind(self.created_at)
+            .bind(self.deactivated)
+            .bind(challenges.ids)
+            .bind(challenges.authorization_ids)
+            .bind(challenges.positions)
+            .bind(challenges.kinds)
+            .bind(challenges.tokens)
+            .bind(challenges.statuses)
+            .bind(challenges.validated_at)
+            .bind(challenges.errors)
+            .bind(challenges.token_identities)
+    }
+
+    fn push(&mut self, authorization: &Authorization) -> StoreResult<()> {
+        self.ids.push(authorization.id.clone());
+        self.account_ids.push(authorization.account_id.clone());
+        self.identifiers.push(to_json(&authorization.identifier)?);
+        self.expires.push(secs(authorization.expires));
+        self.created_at.push(secs(authorization.created_at));
+        self.deactivated.push(authorization.deactivated);
+        let challenges = &mut self.challenges;
+        for (index, challenge) in authorization.challenges.iter().enumerate() {
+            challenges.ids.push(challenge.id.clone());
+            challenges.authorization_ids.push(authorization.id.clone());
+            challenges.positions.push(position(index)?);
+            challenges.kinds.push(challenge.kind.clone());
+            challenges.tokens.push(challenge.token.clone());
+            challenges.statuses.push(challenge.status.as_str());
+            challenges
+                .validated_at
+                .push(opt_secs(challenge.validated_at));
+            challenges.errors.push(opt_json(challenge.error.as_ref())?);
+            challenges
+                .token_identities
+                .push(opt_json(challenge.token_identity.as_ref())?);
+        }
+        Ok(())
+    }
+}
+
+/// Runs a guarded update written as `WITH changed AS (UPDATE … RETURNING 1) SELECT
+/// EXISTS (changed), EXISTS (the row)`: `Ok(true)` if it changed the row, `Ok(false)` if
+/// another writer got there first, `NotFound` if there is no such row. One statement, so
+/// one round trip and no transaction (issue 9).
+async fn guarded_update(query: PgQuery<'_>, pool: &PgPool) -> StoreResult<bool> {
+    let (changed, present): (bool, bool) = {
+        let row = query.fetch_one(pool).await?;
+        (row.try_get(0)?, row.try_get(1)?)
+    };
+    match (changed, present) {
+        (true, _) => Ok(true),
+        (false, true) => Ok(false),
+        (false, false) => Err(StoreError::NotFound),
+    }
 }
 
 /// `NotFound` unless `sql` (a `SELECT 1 … WHERE id = $1`) finds a row: tells "someone else got
@@ -1244,39 +1370,57 @@ async fn exists(
     Ok(())
 }
 
-/// The rows of `complete_order`: the certificate, and the order's link to it, only if the
-/// order has neither a certificate nor an error yet.
+/// The rows of `complete_order`: the certificate and the order's link to it, only if the
+/// order has neither a certificate nor an error yet, and the audit event if there is one. One
+/// statement (issue 9): the order is claimed first, and the certificate and the event are
+/// inserted only if that worked, so nothing needs rolling back when it did not.
 async fn complete_order_rows(
-    tx: &mut Transaction<'static, Postgres>,
+    pool: &PgPool,
     certificate: &Certificate,
+    event: Option<&AuditEvent>,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO certificates (id, order_id, account_id, serial, chain_pem, not_before, \
-             not_after, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&certificate.id)
-    .bind(&certificate.order_id)
-    .bind(&certificate.account_id)
-    .bind(&certificate.serial)
-    .bind(&certificate.chain_pem)
-    .bind(secs(certificate.not_before))
-    .bind(secs(certificate.not_after))
-    .bind(secs(certificate.created_at))
-    .execute(&mut **tx)
-    .await?;
-    let result = sqlx::query(
-        "UPDATE orders SET certificate_id = $1 \
-             WHERE id = $2 AND certificate_id IS NULL AND error IS NULL",
-    )
-    .bind(&certificate.id)
-    .bind(&certificate.order_id)
-    .execute(&mut **tx)
-    .await?;
-    if result.rows_affected() != 1 {
-        // Dropping `tx` rolls the certificate back.
-        return Err(StoreError::Conflict(rows::ORDER_DONE.to_owned()));
+    const CLAIM_AND_ISSUE: &str = "WITH claimed AS (UPDATE orders SET certificate_id = $1 \
+         WHERE id = $2 AND certificate_id IS NULL AND error IS NULL RETURNING 1), \
+       issued AS (INSERT INTO certificates (id, order_id, account_id, serial, chain_pem, \
+           not_before, not_after, created_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE (SELECT count(*) FROM claimed) = 1 \
+         RETURNING 1)";
+    // Whether it was issued, and whether the order exists: no order is `NotFound`.
+    const RESULT: &str =
+        "SELECT (SELECT count(*) FROM issued), EXISTS (SELECT 1 FROM orders WHERE id = $2)";
+    let sql = match event {
+        None => format!("{CLAIM_AND_ISSUE} {RESULT}"),
+        Some(_) => format!(
+            "{CLAIM_AND_ISSUE}, audited AS (INSERT INTO audit_log (at, kind, actor, object, \
+               outcome, detail, request_id) \
+             SELECT $9, $10, $11, $12, $13, $14, $15 WHERE (SELECT count(*) FROM issued) = 1 \
+             RETURNING 1) {RESULT}"
+        ),
+    };
+    let mut query = sqlx::query_as::<_, (i64, bool)>(AssertSqlSafe(sql))
+        .bind(&certificate.id)
+        .bind(&certificate.order_id)
+        .bind(&certificate.account_id)
+        .bind(&certificate.serial)
+        .bind(&certificate.chain_pem)
+        .bind(secs(certificate.not_before))
+        .bind(secs(certificate.not_after))
+        .bind(secs(certificate.created_at));
+    if let Some(event) = event {
+        query = query
+            .bind(secs(event.at))
+            .bind(&event.kind)
+            .bind(&event.actor)
+            .bind(&event.object)
+            .bind(&event.outcome)
+            .bind(to_json(&event.detail)?)
+            .bind(event.request_id.as_deref());
     }
-    Ok(())
+    match query.fetch_one(pool).await? {
+        (1, _) => Ok(()),
+        (_, true) => Err(StoreError::Conflict(rows::ORDER_DONE.to_owned())),
+        (_, false) => Err(StoreError::NotFound),
+    }
 }
 
 /// The guarded update of `revoke_certificate`; `NotFound` if there is no such certificate.
