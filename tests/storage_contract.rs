@@ -1267,6 +1267,47 @@ async fn postgres_replicas_migrate_concurrently() {
     backend.finish().await;
 }
 
+/// A pooled connection that the server closed while it sat idle (a restart, an idle timeout)
+/// is replaced before a request gets it. Connections are not pinged on every acquire, since
+/// that cost a round trip per statement (issue 9); only one idle for a second or more is.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_replaces_a_connection_closed_while_idle() {
+    use sqlx::Connection as _;
+    let Ok(url) = std::env::var(POSTGRES_URL_VAR) else {
+        println!("skipped: {POSTGRES_URL_VAR} not set");
+        return;
+    };
+    let schema = unique_schema();
+    let application = format!("mayfly_idle_{schema}");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let named = format!("{url}{separator}application_name={application}");
+    let store = PostgresStore::connect_in_schema(&named, &schema, 1)
+        .await
+        .unwrap();
+    store.insert_account(&account(1)).await.unwrap();
+
+    let mut admin = sqlx::postgres::PgConnection::connect(&url).await.unwrap();
+    let closed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = $1) AS terminated",
+    )
+    .bind(&application)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(closed, 1, "the store's one pooled connection");
+    admin.close().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+
+    assert_eq!(store.account(&account(1).id).await.unwrap(), account(1));
+    let backend = Postgres {
+        url,
+        schema,
+        store: Arc::new(store),
+    };
+    backend.finish().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Challenges slice (issue 3): authorization reuse and newAuthz
 

@@ -82,6 +82,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 /// Multi-statement reads see one snapshot, e.g. an order and its authorization list.
 const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
+/// A pooled connection idle this long is pinged before it is used again.
+const IDLE_CHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct PostgresStore {
     pool: PgPool,
     nonces: NonceBatcher,
@@ -123,6 +126,18 @@ impl PostgresStore {
     async fn open(options: PgConnectOptions, max_connections: u32) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
+            // sqlx pings every connection it hands out by default: one more round trip per
+            // statement (issue 9). Only a connection that sat idle, which a restarted server
+            // or a dropped link may have closed, is checked before use.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_CHECK_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         // `locking` is on by default: a session-level advisory lock around the whole run.
