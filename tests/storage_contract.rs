@@ -577,6 +577,14 @@ async fn orders_reuse_authorizations(store: Arc<dyn Store>) {
     let (read, read_authzs) = store.order_with_authorizations(&first.id).await.unwrap();
     assert_eq!((read, read_authzs), (first.clone(), authzs.clone()));
     assert_not_found(store.order_with_authorizations("order-missing").await);
+    // A challenge leads to its whole authorization.
+    for authz in &authzs {
+        for challenge in &authz.challenges {
+            let of = store.authorization_of_challenge(&challenge.id).await;
+            assert_eq!(&of.unwrap(), authz);
+        }
+    }
+    assert_not_found(store.authorization_of_challenge("challenge-missing").await);
 
     assert_conflict(store.insert_order(&second, &[]).await, "orders.id");
     let dangling = Order {

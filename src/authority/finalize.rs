@@ -138,7 +138,16 @@ impl Authority {
             "certificate issued"
         );
         super::audit::log(&audited);
-        self.order(account, order_id).await
+        // What the store now holds, without reading it back: the guarded update linked this
+        // certificate, and an order with a certificate never changes again.
+        let OrderView {
+            mut order,
+            authorizations,
+            ..
+        } = view;
+        order.processing_since = Some(now);
+        order.certificate_id = Some(certificate.id);
+        Ok(self.view(order, authorizations))
     }
 
     /// The validator chain's CSR rules, the fixups and the template rules (issue 5). Returns

@@ -85,6 +85,7 @@ metered! {
     fn authorizations(&self, ids: &[String]) -> StoreResult<Vec<Authorization>>;
     fn order_with_authorizations(&self, id: &str) -> StoreResult<(Order, Vec<Authorization>)>;
     fn challenge(&self, id: &str) -> StoreResult<Challenge>;
+    fn authorization_of_challenge(&self, challenge_id: &str) -> StoreResult<Authorization>;
     fn valid_authorization(&self, account_id: &str, identifier: &Identifier, valid_at: OffsetDateTime) -> StoreResult<Option<Authorization>>;
     fn insert_authorization(&self, authorization: &Authorization) -> StoreResult<()>;
     fn transition_challenge(&self, id: &str, from: ChallengeStatus, to: ChallengeStatus, validated_at: Option<OffsetDateTime>, error: Option<&Problem>) -> StoreResult<bool>;

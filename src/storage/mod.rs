@@ -285,6 +285,9 @@ pub trait Store: Send + Sync + 'static {
     async fn order_with_authorizations(&self, id: &str)
     -> StoreResult<(Order, Vec<Authorization>)>;
     async fn challenge(&self, id: &str) -> StoreResult<Challenge>;
+    /// The authorization that challenge `challenge_id` belongs to, with all its challenges,
+    /// in one call.
+    async fn authorization_of_challenge(&self, challenge_id: &str) -> StoreResult<Authorization>;
     /// The account's authorization for exactly `identifier` (a wildcard matches only a
     /// wildcard) that has a valid challenge, is not deactivated and expires after `valid_at`;
     /// of several, the one that expires last. Orders and newAuthz reuse it (RFC 8555 §7.4).

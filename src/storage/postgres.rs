@@ -183,6 +183,18 @@ const CHALLENGES_JSON: &str = "COALESCE((SELECT json_agg(json_build_object('id',
      'token_identity', c.token_identity) ORDER BY c.position) \
    FROM challenges c WHERE c.authorization_id = a.id), '[]'::json)";
 
+/// An authorization row with its challenges in a `challenges` JSON array column.
+fn authorization_with_challenges(row: &sqlx::postgres::PgRow) -> StoreResult<Authorization> {
+    let mut authorization = rows::authorization(row)?;
+    let listed: Vec<JsonRow> = from_json_text(&row.try_get::<String, _>("challenges")?)?;
+    for challenge in &listed {
+        authorization
+            .challenges
+            .push(rows::challenge(&rows::JsonColumns(challenge))?);
+    }
+    Ok(authorization)
+}
+
 /// A nested row, read with `rows::JsonColumns`.
 type JsonRow = serde_json::Map<String, serde_json::Value>;
 
@@ -577,16 +589,24 @@ impl Store for PostgresStore {
         .bind(ids)
         .fetch_all(&self.pool)
         .await?;
-        let mut authorizations = Vec::with_capacity(authorization_rows.len());
-        let mut challenges = Vec::new();
-        for row in &authorization_rows {
-            authorizations.push(rows::authorization(row)?);
-            let listed: Vec<JsonRow> = from_json_text(&row.try_get::<String, _>("challenges")?)?;
-            for challenge in &listed {
-                challenges.push(rows::challenge(&rows::JsonColumns(challenge))?);
-            }
-        }
-        rows::with_challenges(ids, authorizations, challenges)
+        let authorizations = authorization_rows
+            .iter()
+            .map(authorization_with_challenges)
+            .collect::<StoreResult<Vec<_>>>()?;
+        rows::in_order(ids, authorizations)
+    }
+
+    async fn authorization_of_challenge(&self, challenge_id: &str) -> StoreResult<Authorization> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT id, account_id, identifier, expires, created_at, deactivated, \
+             {CHALLENGES_JSON}::text AS challenges \
+             FROM authorizations a \
+             WHERE id = (SELECT authorization_id FROM challenges WHERE id = $1)"
+        )))
+        .bind(challenge_id)
+        .fetch_one(&self.pool)
+        .await?;
+        authorization_with_challenges(&row)
     }
 
     async fn order_with_authorizations(

@@ -316,6 +316,20 @@ pub(crate) fn revoked_certificate(row: &impl Columns) -> StoreResult<RevokedCert
 
 /// Gives each authorization its challenges and returns them in the order of `ids`.
 /// `challenges` must already be in insertion (position) order. `NotFound` if an id is missing.
+/// `authorizations` in the order of `ids`; `NotFound` if one is missing.
+pub(crate) fn in_order(
+    ids: &[String],
+    authorizations: Vec<Authorization>,
+) -> StoreResult<Vec<Authorization>> {
+    let by_id: HashMap<String, Authorization> = authorizations
+        .into_iter()
+        .map(|a| (a.id.clone(), a))
+        .collect();
+    ids.iter()
+        .map(|id| by_id.get(id).cloned().ok_or(StoreError::NotFound))
+        .collect()
+}
+
 pub(crate) fn with_challenges(
     ids: &[String],
     authorizations: Vec<Authorization>,

@@ -563,6 +563,22 @@ impl Store for SqliteStore {
         self.engine.read(move |c| authorizations(c, &ids)).await
     }
 
+    async fn authorization_of_challenge(&self, challenge_id: &str) -> StoreResult<Authorization> {
+        let challenge_id = challenge_id.to_owned();
+        self.engine
+            .read(move |c| {
+                let authorization_id = one(
+                    c,
+                    "SELECT authorization_id FROM challenges WHERE id = ?",
+                    [&challenge_id],
+                    first_text,
+                )?;
+                let mut found = authorizations(c, &[authorization_id])?;
+                found.pop().ok_or(StoreError::NotFound)
+            })
+            .await
+    }
+
     async fn challenge(&self, id: &str) -> StoreResult<Challenge> {
         self.read_one(
             "SELECT id, authorization_id, kind, token, status, validated_at, error, \
