@@ -12,6 +12,10 @@ use tracing_subscriber::EnvFilter;
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
+/// mimalloc: less CPU per certificate than glibc's malloc (BENCHMARKS.md, allocator A/B).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // One crypto provider, installed explicitly (CRATES.md): aws-lc-rs.

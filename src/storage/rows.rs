@@ -314,8 +314,6 @@ pub(crate) fn revoked_certificate(row: &impl Columns) -> StoreResult<RevokedCert
     })
 }
 
-/// Gives each authorization its challenges and returns them in the order of `ids`.
-/// `challenges` must already be in insertion (position) order. `NotFound` if an id is missing.
 /// `authorizations` in the order of `ids`; `NotFound` if one is missing.
 pub(crate) fn in_order(
     ids: &[String],
@@ -330,6 +328,8 @@ pub(crate) fn in_order(
         .collect()
 }
 
+/// Gives each authorization its challenges and returns them in the order of `ids`.
+/// `challenges` must already be in insertion (position) order. `NotFound` if an id is missing.
 pub(crate) fn with_challenges(
     ids: &[String],
     authorizations: Vec<Authorization>,
@@ -344,9 +344,7 @@ pub(crate) fn with_challenges(
             authorization.challenges.push(challenge);
         }
     }
-    ids.iter()
-        .map(|id| by_id.get(id).cloned().ok_or(StoreError::NotFound))
-        .collect()
+    in_order(ids, by_id.into_values().collect())
 }
 
 /// Checks that every challenge names the authorization it is nested in, before anything is
