@@ -323,6 +323,10 @@ pub(crate) fn in_order(
         .into_iter()
         .map(|a| (a.id.clone(), a))
         .collect();
+    pick(ids, &by_id)
+}
+
+fn pick(ids: &[String], by_id: &HashMap<String, Authorization>) -> StoreResult<Vec<Authorization>> {
     ids.iter()
         .map(|id| by_id.get(id).cloned().ok_or(StoreError::NotFound))
         .collect()
@@ -344,7 +348,7 @@ pub(crate) fn with_challenges(
             authorization.challenges.push(challenge);
         }
     }
-    in_order(ids, by_id.into_values().collect())
+    pick(ids, &by_id)
 }
 
 /// Checks that every challenge names the authorization it is nested in, before anything is
