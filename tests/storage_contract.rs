@@ -261,6 +261,64 @@ async fn account_update_and_deactivation(store: Arc<dyn Store>) {
     assert_not_found(store.deactivate_account("acct-missing").await);
 }
 
+/// Every write to an account is seen by the next read, also when that account was read just
+/// before (SQLite keeps the accounts it read in memory), and also while reads race the write.
+async fn account_reads_follow_writes(store: Arc<dyn Store>) {
+    let acct = account(1);
+    store.insert_account(&acct).await.unwrap();
+    assert_eq!(store.account(&acct.id).await.unwrap(), acct);
+
+    let new_jwk = json!({"kty": "EC", "crv": "P-256", "x": "read-after", "y": "y"});
+    assert!(
+        store
+            .change_account_key(&acct.id, &acct.key_thumbprint, "thumb-after", &new_jwk)
+            .await
+            .unwrap()
+    );
+    let changed = store.account(&acct.id).await.unwrap();
+    assert_eq!(changed.jwk, new_jwk);
+    assert_eq!(changed.key_thumbprint, "thumb-after");
+
+    let contact = vec!["mailto:after@example.com".to_owned()];
+    store
+        .update_account_contact(&acct.id, &contact)
+        .await
+        .unwrap();
+    assert_eq!(store.account(&acct.id).await.unwrap().contact, contact);
+
+    // Readers keep reading while the deactivation runs; once it has returned, no read may
+    // answer with the account as it was before.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, stop, id) = (Arc::clone(&store), Arc::clone(&stop), acct.id.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    store.account(&id).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    assert!(store.deactivate_account(&acct.id).await.unwrap());
+    for _ in 0..50 {
+        assert_eq!(
+            store.account(&acct.id).await.unwrap().status,
+            AccountStatus::Deactivated
+        );
+        tokio::task::yield_now().await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    assert_eq!(
+        store.account(&acct.id).await.unwrap().status,
+        AccountStatus::Deactivated
+    );
+}
+
 async fn account_key_change(store: Arc<dyn Store>) {
     let (one, two) = (account(1), account(2));
     store.insert_account(&one).await.unwrap();
@@ -1201,6 +1259,7 @@ macro_rules! contract {
 contract!(
     accounts,
     account_update_and_deactivation,
+    account_reads_follow_writes,
     account_key_change,
     account_key_change_race,
     orders_by_account,

@@ -26,13 +26,16 @@ use super::{
 };
 use crate::acme::{ChallengeStatus, Identifier, Problem};
 
+mod accounts;
 mod engine;
 mod migrate;
 
+use accounts::AccountCache;
 use engine::{Engine, Target};
 
 pub struct SqliteStore {
     engine: Arc<Engine>,
+    accounts: Arc<AccountCache>,
 }
 
 impl SqliteStore {
@@ -50,11 +53,31 @@ impl SqliteStore {
         .map_err(rows::other)??;
         Ok(Self {
             engine: Arc::new(engine),
+            accounts: Arc::default(),
         })
     }
 }
 
 impl SqliteStore {
+    /// A write to account `id`'s row, after which its cached row is forgotten. It runs on a
+    /// task of its own: a caller that goes away (a client that hangs up) cannot cancel the
+    /// forgetting, while the queued write itself may still commit.
+    async fn account_write<T, F>(&self, id: String, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let engine = Arc::clone(&self.engine);
+        let accounts = Arc::clone(&self.accounts);
+        tokio::spawn(async move {
+            let result = engine.write(work).await;
+            accounts.forget(&id);
+            result
+        })
+        .await
+        .map_err(rows::other)?
+    }
+
     /// The row `sql` finds for `key` (its one parameter), decoded; `NotFound` if none.
     async fn read_one<T: Send + 'static>(
         &self,
@@ -266,13 +289,20 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, id: &str) -> StoreResult<Account> {
-        self.read_one(
-            "SELECT id, key_thumbprint, jwk, contact, status, created_at, provisioner \
-             FROM accounts WHERE id = ?",
-            id,
-            |r| rows::account(r),
-        )
-        .await
+        if let Some(account) = self.accounts.get(id) {
+            return Ok(account);
+        }
+        let generation = self.accounts.generation();
+        let account = self
+            .read_one(
+                "SELECT id, key_thumbprint, jwk, contact, status, created_at, provisioner \
+                 FROM accounts WHERE id = ?",
+                id,
+                |r| rows::account(r),
+            )
+            .await?;
+        self.accounts.store(generation, &account);
+        Ok(account)
     }
 
     async fn account_by_thumbprint(&self, thumbprint: &str) -> StoreResult<Account> {
@@ -289,34 +319,32 @@ impl Store for SqliteStore {
 
     async fn update_account_contact(&self, id: &str, contact: &[String]) -> StoreResult<()> {
         let (id, contact) = (id.to_owned(), to_json(contact)?);
-        self.engine
-            .write(move |c| {
-                let changed = execute(
-                    c,
-                    "UPDATE accounts SET contact = ? WHERE id = ?",
-                    params![contact, id],
-                )?;
-                if changed != 1 {
-                    return Err(StoreError::NotFound);
-                }
-                Ok(())
-            })
-            .await
+        self.account_write(id.clone(), move |c| {
+            let changed = execute(
+                c,
+                "UPDATE accounts SET contact = ? WHERE id = ?",
+                params![contact, id],
+            )?;
+            if changed != 1 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn deactivate_account(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_owned();
-        self.engine
-            .write(move |c| {
-                guarded(
-                    c,
-                    "UPDATE accounts SET status = 'deactivated' WHERE id = ? AND status = 'valid'",
-                    [&id],
-                    "SELECT 1 FROM accounts WHERE id = ?",
-                    &id,
-                )
-            })
-            .await
+        self.account_write(id.clone(), move |c| {
+            guarded(
+                c,
+                "UPDATE accounts SET status = 'deactivated' WHERE id = ? AND status = 'valid'",
+                [&id],
+                "SELECT 1 FROM accounts WHERE id = ?",
+                &id,
+            )
+        })
+        .await
     }
 
     async fn change_account_key(
@@ -332,20 +360,19 @@ impl Store for SqliteStore {
             new_thumbprint.to_owned(),
         );
         let jwk = to_json(new_jwk)?;
-        self.engine
-            .write(move |c| {
-                // The unique index on key_thumbprint turns "the new key is in use" into
-                // Conflict.
-                guarded(
-                    c,
-                    "UPDATE accounts SET key_thumbprint = ?, jwk = ? \
+        self.account_write(id.clone(), move |c| {
+            // The unique index on key_thumbprint turns "the new key is in use" into
+            // Conflict.
+            guarded(
+                c,
+                "UPDATE accounts SET key_thumbprint = ?, jwk = ? \
                      WHERE id = ? AND key_thumbprint = ?",
-                    params![new, jwk, id, old],
-                    "SELECT 1 FROM accounts WHERE id = ?",
-                    &id,
-                )
-            })
-            .await
+                params![new, jwk, id, old],
+                "SELECT 1 FROM accounts WHERE id = ?",
+                &id,
+            )
+        })
+        .await
     }
 
     async fn orders_by_account(
