@@ -36,10 +36,12 @@ const STATEMENT_CACHE: usize = 128;
 /// a large database stay in memory without letting RSS grow past the issue 9 bound.
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
 const READER_CACHE_KIB: i64 = 4 * 1024;
-/// Readers map the database file instead of copying pages out of it: in WAL mode a reader's
-/// page cache is emptied at every read transaction that follows a commit (that is, nearly
-/// every one under load), and copying the pages back in with pread was most of a read's cost.
-const MMAP_BYTES: i64 = 256 * 1024 * 1024;
+/// Readers copy pages with pread rather than mapping the file. In WAL mode each read
+/// transaction that follows a commit (nearly every one under load) empties the reader's page
+/// cache, and with a mapping also munmaps the whole file (`unixUnfetch`): a TLB shoot-down
+/// across the cores, then a page fault per page touched. Mapped pages also count in RSS: 303
+/// MiB at start on a 1M-certificate database against 54 MiB without (BENCHMARKS.md).
+const MMAP_BYTES: i64 = 0;
 
 /// Where the database lives, parsed from a `sqlite:` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
