@@ -366,7 +366,7 @@ impl Store for SqliteStore {
             guarded(
                 c,
                 "UPDATE accounts SET key_thumbprint = ?, jwk = ? \
-                     WHERE id = ? AND key_thumbprint = ?",
+                 WHERE id = ? AND key_thumbprint = ?",
                 params![new, jwk, id, old],
                 "SELECT 1 FROM accounts WHERE id = ?",
                 &id,
